@@ -1,0 +1,1 @@
+"""Evaluation harnesses: MedCalc-Bench and the others that measure medagent against labels."""

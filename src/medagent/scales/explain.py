@@ -1,0 +1,154 @@
+"""Turn a result's computation trace into words and into JSON; never written separately."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medagent.scales.engine import Result
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def explain(result: Result) -> str:
+    """A readable account of how the result was reached, line by line from the trace."""
+    scale = result.scale
+    out: list[str] = []
+    unit = f" {scale.output.unit}" if scale.output.unit and result.complete else ""
+    head = f"{scale.title} (v{scale.version}): {result.display}{unit}"
+    if result.band is not None and result.complete:
+        head += f" — {result.band.label}"
+    out.append(head)
+    for conv in result.conversions:
+        out.append(
+            f"  converted {conv.input_id}: {_num(conv.original)} {conv.original_unit} = "
+            f"{conv.value:.6g} {conv.unit}"
+        )
+    if result.items:
+        out.append("  Points:")
+        for item in result.items:
+            points = "—" if item.points is None else f"{item.points:+g}"
+            shown = "" if item.value is None else f" = {_value_text(item.value)}"
+            out.append(f"    {item.label}{shown}: {item.rule} → {points}")
+    if result.steps:
+        out.append("  Steps:")
+        for step in result.steps:
+            if step.label == "rule":
+                out.append(f"    · {step.value}")
+                continue
+            value = step.value if isinstance(step.value, str) else _num(step.value)
+            unit_text = f" {step.unit}" if step.unit else ""
+            formula = f" = {step.formula}" if step.formula else ""
+            detail = f" = {step.detail}" if step.detail else ""
+            out.append(f"    {step.label}{formula}{detail} = {value}{unit_text}")
+    if result.complete:
+        if scale.scoring.method == "sum" and result.items:
+            parts = " + ".join(f"{i.points:g}" for i in result.items if i.points)
+            out.append(f"  Total = {parts or '0'} = {result.display}")
+        if result.band is not None:
+            rng = result.band.describe("score")
+            text = f"  Band: {result.band.label} ({rng})"
+            if result.band.interpretation:
+                text += f": {result.band.interpretation}"
+            out.append(text)
+    else:
+        names = ", ".join(f"{m.label} [{m.id}]" for m in result.missing)
+        out.append(f"  INCOMPLETE — missing: {names}")
+        if result.minimum is not None and result.maximum is not None:
+            how = "" if result.bounds_exact else " (over the allowed ranges of the missing inputs)"
+            out.append(f"  Still possible: {_num(result.minimum)} to {_num(result.maximum)}{how}")
+            if result.possible_bands:
+                out.append("  Possible bands: " + ", ".join(b.label for b in result.possible_bands))
+        else:
+            out.append("  Still possible: any value (no bound can be given)")
+    ref = scale.primary_reference
+    link = f" {ref.link}" if ref.link else ""
+    out.append(f"  Source: {ref.citation}{link}")
+    return "\n".join(out)
+
+
+def result_to_dict(result: Result) -> dict[str, Any]:
+    """The result as plain JSON types."""
+    scale = result.scale
+    value: Any = result.value
+    if isinstance(value, date):
+        value = value.isoformat()
+    return {
+        "scale": scale.id,
+        "version": scale.version,
+        "title": scale.title,
+        "complete": result.complete,
+        "value": value,
+        "display": result.display,
+        "unit": scale.output.unit,
+        "band": None
+        if result.band is None
+        else {
+            "id": result.band.id,
+            "label": result.band.label,
+            "interpretation": result.band.interpretation,
+        },
+        "items": [
+            {
+                "id": i.id,
+                "label": i.label,
+                "value": _json_value(i.value),
+                "points": i.points,
+                "rule": i.rule,
+            }
+            for i in result.items
+        ],
+        "steps": [
+            {
+                "label": s.label,
+                "value": s.value,
+                "formula": s.formula,
+                "detail": s.detail,
+                "unit": s.unit,
+            }
+            for s in result.steps
+        ],
+        "conversions": [
+            {
+                "input": c.input_id,
+                "original": c.original,
+                "original_unit": c.original_unit,
+                "value": c.value,
+                "unit": c.unit,
+            }
+            for c in result.conversions
+        ],
+        "missing": [
+            {"id": m.id, "label": m.label, "answerable_by": list(m.answerable_by)}
+            for m in result.missing
+        ],
+        "minimum": result.minimum,
+        "maximum": result.maximum,
+        "bounds_exact": result.bounds_exact,
+        "possible_bands": [b.id for b in result.possible_bands],
+        "inputs": {k: _json_value(v) for k, v in result.inputs.items()},
+        "references": [
+            {"citation": r.citation, "doi": r.doi, "pmid": r.pmid, "link": r.link}
+            for r in scale.references
+        ],
+        "explanation": result.explanation,
+    }
+
+
+def _json_value(value: object) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
