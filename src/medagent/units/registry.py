@@ -67,6 +67,48 @@ _PINT_EXTRA_DEFINITIONS = (
     "millieq = 1e-3 * eq",
 )
 
+# SI-style atoms that take metric prefixes in UCUM, and those prefixes (pint spellings).
+_BASE_TO_PINT = {
+    "g": "gram",
+    "L": "liter",
+    "l": "liter",
+    "m": "meter",
+    "mol": "mole",
+    "s": "second",
+    "eq": "eq",
+    "U": "enzyme_unit",
+    "Pa": "pascal",
+    "K": "kelvin",
+    "bar": "bar",
+}
+_PREFIX_TO_PINT = {
+    "": "",
+    "k": "kilo",
+    "h": "hecto",
+    "da": "deca",
+    "d": "deci",
+    "c": "centi",
+    "m": "milli",
+    "u": "micro",
+    "n": "nano",
+    "p": "pico",
+    "f": "femto",
+    "M": "mega",
+    "G": "giga",
+}
+
+
+def _si_base(term: str) -> str:
+    for base in sorted(_BASE_TO_PINT, key=len, reverse=True):
+        if term.endswith(base) and term[: -len(base)] in _PREFIX_TO_PINT:
+            return base
+    return ""
+
+
+def _is_prefixed_si(term: str) -> bool:
+    return bool(_si_base(term))
+
+
 _ANNOTATION = re.compile(r"\{[^}]*\}")
 _POWER_OF_TEN = re.compile(r"^10\*(-?\d+)$")
 _ATOM_EXPONENT = re.compile(r"^(.*?[^\d-])(-?\d+)$")
@@ -164,8 +206,8 @@ def _atom_to_pint(term: str, whole: str) -> str:
     if exponent and exponent.group(1) not in ("10*",):
         base = exponent.group(1)
         return f"({_ATOM_TO_PINT.get(base, base)})**{exponent.group(2)}"
-    if re.fullmatch(r"[A-Za-z]+", term):
-        return term
+    if _is_prefixed_si(term):
+        return _PREFIX_TO_PINT[term[: -len(_si_base(term))]] + _BASE_TO_PINT[_si_base(term)]
     raise UnitError(f"unit {whole!r}: {term!r} is not a UCUM term medagent knows")
 
 

@@ -1,0 +1,83 @@
+"""Shared fixtures: a small valid scale definition to break in loader tests, data paths."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MEDCALC_DEV = SHARED_DATA / "medcalc-bench-v1.0-dev.csv"
+
+_MINIMAL: dict[str, Any] = {
+    "id": "demo_score",
+    "version": "1.0.0",
+    "title": "Demo score",
+    "purpose": "Exercise the loader.",
+    "population": "Nobody.",
+    "category": "risk",
+    "licence": {"status": "public-domain"},
+    "inputs": [
+        {
+            "id": "age",
+            "label": "Age",
+            "type": "quantity",
+            "unit": "a",
+            "range": [0, 120],
+            "brackets": [{"lt": 65, "points": 0}, {"ge": 65, "points": 1}],
+        },
+        {"id": "smoker", "label": "Smoker", "type": "boolean", "points": 2},
+        {
+            "id": "grade",
+            "label": "Grade",
+            "type": "choice",
+            "options": [
+                {"code": "low", "label": "Low", "points": 0},
+                {"code": "high", "label": "High", "points": 3},
+            ],
+        },
+    ],
+    "scoring": {"method": "sum"},
+    "output": {"type": "integer"},
+    "bands": [
+        {"id": "low", "ge": 0, "le": 2, "label": "Low"},
+        {"id": "high", "ge": 3, "le": 6, "label": "High"},
+    ],
+    "references": [{"key": "ref", "citation": "A paper.", "pmid": "1"}],
+    "examples": [
+        {
+            "id": "a",
+            "source": "ref",
+            "inputs": {"age": 50, "smoker": False, "grade": "low"},
+            "expect": {"value": 0, "band": "low"},
+        },
+        {
+            "id": "b",
+            "source": "ref",
+            "inputs": {"age": 70, "smoker": True, "grade": "low"},
+            "expect": {"value": 3, "band": "high"},
+        },
+        {
+            "id": "c",
+            "source": "ref",
+            "inputs": {"age": 70, "smoker": True, "grade": "high"},
+            "expect": {"value": 6, "band": "high"},
+        },
+    ],
+}
+
+
+@pytest.fixture
+def minimal_scale() -> dict[str, Any]:
+    """A fresh copy of a small valid scale definition, to modify in a test."""
+    return copy.deepcopy(_MINIMAL)
+
+
+@pytest.fixture
+def medcalc_dev() -> Path:
+    """The MedCalc-Bench dev half, or a skip with the reason when it is not beside the repo."""
+    if not MEDCALC_DEV.is_file():
+        pytest.skip(f"MedCalc-Bench dev CSV not found at {MEDCALC_DEV} (see shared/data/README.md)")
+    return MEDCALC_DEV

@@ -1,0 +1,116 @@
+"""Every validation rule of the scale format, each tested by breaking a valid definition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from medagent.errors import ScaleDefinitionError
+from medagent.scales.loader import parse_scale, scale_from_dict
+
+
+def test_minimal_scale_is_valid(minimal_scale: dict[str, Any]) -> None:
+    scale = scale_from_dict(minimal_scale)
+    assert scale.id == "demo_score"
+    assert scale.input("smoker").points == 2
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(d: dict[str, Any]) -> None:
+        keys = path.split(".")
+        target: Any = d
+        for k in keys[:-1]:
+            target = target[int(k)] if isinstance(target, list) else target[k]
+        last = keys[-1]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+
+    return apply
+
+
+def _drop(path: str) -> Callable[[dict[str, Any]], None]:
+    def apply(d: dict[str, Any]) -> None:
+        keys = path.split(".")
+        target: Any = d
+        for k in keys[:-1]:
+            target = target[int(k)] if isinstance(target, list) else target[k]
+        del target[keys[-1]]
+
+    return apply
+
+
+BREAKAGES = [
+    # (test id, how to break it, text the error must contain)
+    ("unknown-top-key", _set("colour", "blue"), "colour"),
+    ("unknown-input-key", _set("inputs.1.weight", 3), "weight"),
+    ("bad-type", _set("inputs.1.type", "text"), "type"),
+    ("quantity-without-unit", _drop("inputs.0.unit"), "needs a UCUM unit"),
+    ("quantity-without-range", _drop("inputs.0.range"), "needs an allowed range"),
+    ("unknown-unit", _set("inputs.0.unit", "furlongs"), "not a UCUM term"),
+    (
+        "bracket-gap",
+        _set("inputs.0.brackets", [{"lt": 60, "points": 0}, {"ge": 65, "points": 1}]),
+        "gap",
+    ),
+    (
+        "bracket-overlap",
+        _set("inputs.0.brackets", [{"le": 65, "points": 0}, {"ge": 65, "points": 1}]),
+        "overlap",
+    ),
+    ("band-gap", _set("bands.1.ge", 4), "no interval covers 3"),
+    ("band-overlap", _set("bands.1.ge", 2), "covered 2 times"),
+    ("band-short", _set("bands.1.le", 5), "no interval covers 6"),
+    ("no-doi-or-pmid", _set("references.0.pmid", None), "DOI or a PMID"),
+    ("too-few-examples", lambda d: d["examples"].pop(), "at least three worked examples"),
+    ("example-unknown-input", _set("examples.0.inputs.height", 3), "'height' is not an input"),
+    ("example-unknown-band", _set("examples.0.expect.band", "medium"), "not a band id"),
+    ("example-unknown-source", _set("examples.0.source", "nope"), "not a reference key"),
+    ("duplicate-input", lambda d: d["inputs"].append(dict(d["inputs"][1])), "duplicate id"),
+    ("choice-one-option", lambda d: d["inputs"][2]["options"].pop(), "at least two options"),
+    (
+        "points-on-choice-partial",
+        _set("inputs.2.options.0.points", None),
+        "every option has points",
+    ),
+    (
+        "formula-unknown",
+        lambda d: d.update(scoring={"method": "formula", "formula": "nope"}),
+        "nope",
+    ),
+    ("no-bands-no-note", _set("bands", []), "bands_note"),
+    ("bad-version", _set("version", "one"), "version"),
+    ("bad-id", _set("id", "Demo Score"), "id"),
+    ("unknown-analyte", _set("inputs.0.analyte", "unobtainium"), "unknown analyte"),
+    ("unknown-group", _set("inputs.1.group", "nowhere"), "unknown group"),
+]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"), [b[1:] for b in BREAKAGES], ids=[b[0] for b in BREAKAGES]
+)
+def test_loader_rejects(
+    minimal_scale: dict[str, Any], breakage: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    breakage(minimal_scale)
+    with pytest.raises(ScaleDefinitionError) as info:
+        scale_from_dict(minimal_scale)
+    assert message in str(info.value)
+
+
+def test_loader_reports_every_problem_at_once(minimal_scale: dict[str, Any]) -> None:
+    minimal_scale["inputs"][0]["unit"] = "furlongs"
+    minimal_scale["references"][0]["pmid"] = None
+    minimal_scale["examples"].pop()
+    with pytest.raises(ScaleDefinitionError) as info:
+        scale_from_dict(minimal_scale)
+    assert len(info.value.problems) == 3
+    assert {p.path for p in info.value.problems} >= {"inputs.0(age).unit", "references", "examples"}
+
+
+def test_bad_yaml_is_reported() -> None:
+    with pytest.raises(ScaleDefinitionError, match="not valid YAML"):
+        parse_scale("id: [unclosed", source="broken.yaml")
