@@ -56,8 +56,7 @@ def explain(result: Result) -> str:
             out.append(f"    {step.label}{formula}{detail} = {value}{unit_text}")
     if result.complete:
         if scale.scoring.method == "sum" and result.items:
-            parts = " + ".join(f"{i.points:g}" for i in result.items if i.points)
-            out.append(f"  Total = {parts or '0'} = {result.display}")
+            out.append(f"  Total = {_sum_text(result)} = {result.display}")
         if result.band is not None:
             rng = result.band.describe("score")
             text = f"  Band: {result.band.label} ({rng})"
@@ -78,6 +77,23 @@ def explain(result: Result) -> str:
     link = f" {ref.link}" if ref.link else ""
     out.append(f"  Source: {ref.citation}{link}")
     return "\n".join(out)
+
+
+def _sum_text(result: Result) -> str:
+    """The addition behind a points total, with grouped items shown as their max or sum."""
+    parts = [f"{i.points:g}" for i in result.items if i.points and i.group is None]
+    combine = {g.id: g.combine for g in result.scale.scoring.groups}
+    grouped: dict[str, list[float]] = {}
+    for item in result.items:
+        if item.group is not None and item.points is not None:
+            grouped.setdefault(item.group, []).append(item.points)
+    for group, points in grouped.items():
+        args = ", ".join(f"{p:g}" for p in points)
+        how = combine.get(group, "max")
+        value = max(points) if how == "max" else sum(points)
+        if value:
+            parts.append(f"{how}({args})" if len(points) > 1 else f"{value:g}")
+    return " + ".join(parts) or "0"
 
 
 def result_to_dict(result: Result) -> dict[str, Any]:
