@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from medagent.units import convert
 
@@ -21,8 +21,7 @@ class NeedInput(Exception):  # noqa: N818 - control flow, not an error shown to 
         self.input_id = input_id
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One step of a computation: what was computed, how, and the number it gave."""
 
     label: str

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from medagent.errors import InputError, Problem, UnitError
 from medagent.scales.context import FormulaContext, NeedInput, Step
@@ -30,8 +30,7 @@ _FALSE = {"false", "no", "n", "0", "absent", "negative"}
 _MAX_ASSIGNMENTS = 4096  # bound on the evaluations spent finding the range of an incomplete score
 
 
-@dataclass(frozen=True, slots=True)
-class ItemResult:
+class ItemResult(NamedTuple):
     """Points given to one item, and the rule that gave them."""
 
     id: str
@@ -42,8 +41,7 @@ class ItemResult:
     group: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MissingInput:
+class MissingInput(NamedTuple):
     """An input the result still needs, and who can answer it."""
 
     id: str
@@ -51,8 +49,7 @@ class MissingInput:
     answerable_by: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Conversion:
+class Conversion(NamedTuple):
     """A given value converted to the unit the scale declares."""
 
     input_id: str
@@ -62,8 +59,7 @@ class Conversion:
     unit: str
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     """The outcome of one evaluation, complete or not, with everything needed to explain it."""
 
     scale: Scale
@@ -128,6 +124,10 @@ def format_value(scale: Scale, value: float | date | None) -> str:
 # --------------------------------------------------------------------------- compiled scale
 
 
+Scorer = Callable[[object], tuple[float, str]]
+Normalizer = Callable[[object, list[Conversion]], object]
+
+
 @dataclass(frozen=True, slots=True)
 class _Item:
     id: str
@@ -138,12 +138,14 @@ class _Item:
     when: tuple[Condition, ...]
     group: str | None
     deps: frozenset[str]  # input ids the item depends on
+    score: Scorer  # value -> (points, the rule that gave them), built once per scale
 
 
 @dataclass(slots=True)
 class _Plan:
     scale: Scale
     inputs: dict[str, InputDef]
+    normalizers: dict[str, Normalizer]
     items: tuple[_Item, ...]
     derived_deps: dict[str, frozenset[str]]
     group_combine: dict[str, str]
@@ -180,11 +182,14 @@ def _compile(scale: Scale) -> _Plan:
                     (),
                     spec.group,
                     frozenset({spec.id}),
+                    _make_scorer(spec, options, spec.id, spec.type),
                 )
             )
     for item in scale.scoring.items:
         deps = set(derived_deps.get(item.source, {item.source}))
         deps.update(c.input for c in item.when)
+        source = inputs.get(item.source)
+        kind = source.type if source is not None else InputType.QUANTITY
         items.append(
             _Item(
                 item.id,
@@ -195,11 +200,13 @@ def _compile(scale: Scale) -> _Plan:
                 item.when,
                 item.group,
                 frozenset(deps),
+                _make_scorer(item, item.option_points, item.source, kind),
             )
         )
     plan = _Plan(
         scale=scale,
         inputs=inputs,
+        normalizers={i.id: _make_normalizer(i) for i in scale.inputs},
         items=tuple(items),
         derived_deps=derived_deps,
         group_combine={g.id: g.combine for g in scale.scoring.groups},
@@ -207,6 +214,80 @@ def _compile(scale: Scale) -> _Plan:
     plan.components = _components(plan.items)
     plan.probes = {i.id: _probes(i, plan.items) for i in scale.inputs}
     return plan
+
+
+def _make_scorer(
+    rule: PointsRule, options: Mapping[str, float], name: str, kind: InputType
+) -> Scorer:
+    """A function from a value to (points, rule text), specialised once for this item."""
+    if kind is InputType.BOOLEAN:
+        yes = (rule.points or 0.0, "present")
+        no = (0.0, "absent")
+        return lambda value: yes if value else no
+    if kind is InputType.CHOICE:
+        table = {code: (points, code) for code, points in options.items()}
+
+        def by_option(value: object) -> tuple[float, str]:
+            found = table.get(value) if isinstance(value, str) else None
+            if found is None:
+                raise ValueError(f"{name}: option {value!r} has no points")
+            return found
+
+        return by_option
+    if rule.per_unit is not None:
+        per_unit = rule.per_unit
+        text = f"{_num(per_unit)} point(s) per unit of {name}"
+        return lambda value: (per_unit * float(value), text)  # type: ignore[arg-type]
+    brackets = tuple((b.contains, (b.points, b.describe(name))) for b in rule.brackets)
+
+    def by_bracket(value: object) -> tuple[float, str]:
+        x = float(value)  # type: ignore[arg-type]
+        for contains, outcome in brackets:
+            if contains(x):
+                return outcome
+        raise ValueError(f"{name}: {x:g} falls in no bracket")
+
+    return by_bracket
+
+
+def _make_normalizer(spec: InputDef) -> Normalizer:
+    """A checker for one input, with a fast path for values already in canonical form."""
+    kind = spec.type
+
+    def slow(value: object, conversions: list[Conversion]) -> object:
+        return _normalize_one(spec, value, conversions)
+
+    if kind is InputType.BOOLEAN:
+
+        def boolean(value: object, conversions: list[Conversion]) -> object:
+            if value is True or value is False:
+                return value
+            return slow(value, conversions)
+
+        return boolean
+    if kind is InputType.CHOICE:
+        codes = frozenset(o.code for o in spec.options)
+
+        def choice(value: object, conversions: list[Conversion]) -> object:
+            if type(value) is str and value in codes:
+                return value
+            return slow(value, conversions)
+
+        return choice
+    if kind in (InputType.QUANTITY, InputType.INTEGER) and spec.range is not None:
+        lo, hi = spec.range
+        whole = kind is InputType.INTEGER
+
+        def number(value: object, conversions: list[Conversion]) -> object:
+            t = type(value)
+            if (t is float or t is int) and lo <= value <= hi:  # type: ignore[operator]
+                x = float(value)  # type: ignore[arg-type]
+                if not whole or x.is_integer():
+                    return x
+            return slow(value, conversions)
+
+        return number
+    return slow
 
 
 def _components(items: tuple[_Item, ...]) -> tuple[tuple[_Item, ...], ...]:
@@ -282,7 +363,7 @@ def normalize_inputs(
         if value is None:
             continue
         try:
-            values[key] = _normalize_one(spec, value, conversions)
+            values[key] = plan.normalizers[key](value, conversions)
         except (ValueError, TypeError, UnitError) as exc:
             problems.append(Problem(key, str(exc)))
     if problems:
@@ -370,52 +451,25 @@ def _unit_code(text: str) -> str:
 # --------------------------------------------------------------------------- items
 
 
-def _rule_points(item: _Item, value: object, unit: str | None) -> tuple[float, str]:
-    rule = item.rule
-    if isinstance(value, bool):
-        points = (rule.points or 0.0) if value else 0.0
-        return points, "present" if value else "absent"
-    if isinstance(value, str):
-        if value not in item.option_points:
-            raise ValueError(f"{item.id}: option {value!r} has no points")
-        return item.option_points[value], value
-    if isinstance(value, (int, float)):
-        x = float(value)
-        if rule.per_unit is not None:
-            return rule.per_unit * x, f"{_num(rule.per_unit)} × {_num(x)}"
-        for bracket in rule.brackets:
-            if bracket.contains(x):
-                return bracket.points, bracket.describe(_num(x) + (f" {unit}" if unit else ""))
-        raise ValueError(f"{item.id}: {x:g} falls in no bracket")
-    raise ValueError(f"{item.id}: cannot score {value!r}")
-
-
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
 
 
-def _source_unit(plan: _Plan, source: str) -> str | None:
-    spec = plan.inputs.get(source)
-    if spec is not None:
-        return spec.unit
-    derived = next((d for d in plan.scale.derived if d.id == source), None)
-    return derived.unit if derived else None
-
-
 def _score_item(plan: _Plan, item: _Item, values: Mapping[str, object]) -> ItemResult | None:
     """Points of one item, or None when an input it needs is missing."""
-    for cond in item.when:
-        if values.get(cond.input) is None:
-            return None
-    if not all(cond.holds(values[cond.input]) for cond in item.when):
-        why = " and ".join(c.describe() for c in item.when)
-        return ItemResult(
-            item.id, item.label, 0.0, None, f"not applicable (needs {why})", item.group
-        )
+    if item.when:
+        for cond in item.when:
+            if values.get(cond.input) is None:
+                return None
+        if not all(cond.holds(values[cond.input]) for cond in item.when):
+            why = " and ".join(c.describe() for c in item.when)
+            return ItemResult(
+                item.id, item.label, 0.0, None, f"not applicable (needs {why})", item.group
+            )
     value = values.get(item.source)
     if value is None:
         return None
-    points, rule = _rule_points(item, value, _source_unit(plan, item.source))
+    points, rule = item.score(value)
     return ItemResult(item.id, item.label, points, value, rule, item.group)
 
 

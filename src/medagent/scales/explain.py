@@ -10,28 +10,49 @@ if TYPE_CHECKING:
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
+    return f"{x:.0f}" if x.is_integer() else f"{x:.6g}"
 
 
 def _value_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if type(value) is float:
         return _num(value)
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
 
 
+_SOURCE_LINES: dict[int, tuple[object, str, str]] = {}
+
+
+def _fixed_lines(result: Result) -> tuple[str, str]:
+    """The heading prefix and the source line of a scale, built once per scale."""
+    scale = result.scale
+    cached = _SOURCE_LINES.get(id(scale))
+    if cached is not None and cached[0] is scale:
+        return cached[1], cached[2]
+    ref = scale.primary_reference
+    link = f" {ref.link}" if ref.link else ""
+    head = f"{scale.title} (v{scale.version}): "
+    source = f"  Source: {ref.citation}{link}"
+    _SOURCE_LINES[id(scale)] = (scale, head, source)
+    return head, source
+
+
 def explain(result: Result) -> str:
     """A readable account of how the result was reached, line by line from the trace."""
     scale = result.scale
+    head, source = _fixed_lines(result)
     out: list[str] = []
     unit = f" {scale.output.unit}" if scale.output.unit and result.complete else ""
-    head = f"{scale.title} (v{scale.version}): {result.display}{unit}"
-    if result.band is not None and result.complete:
-        head += f" — {result.band.label}"
-    out.append(head)
+    band = result.band
+    if band is not None and result.complete:
+        out.append(f"{head}{result.display}{unit} — {band.label}")
+    else:
+        out.append(f"{head}{result.display}{unit}")
     for conv in result.conversions:
         out.append(
             f"  converted {conv.input_id}: {_num(conv.original)} {conv.original_unit} = "
@@ -41,27 +62,29 @@ def explain(result: Result) -> str:
         out.append("  Points:")
         for item in result.items:
             points = "—" if item.points is None else f"{item.points:+g}"
-            shown = "" if item.value is None else f" = {_value_text(item.value)}"
-            out.append(f"    {item.label}{shown}: {item.rule} → {points}")
+            value = item.value
+            if value is None:
+                out.append(f"    {item.label}: {item.rule} → {points}")
+            else:
+                out.append(f"    {item.label} = {_value_text(value)}: {item.rule} → {points}")
     if result.steps:
         out.append("  Steps:")
         for step in result.steps:
             if step.label == "rule":
                 out.append(f"    · {step.value}")
                 continue
-            value = step.value if isinstance(step.value, str) else _num(step.value)
+            value_text = step.value if isinstance(step.value, str) else _num(step.value)
             unit_text = f" {step.unit}" if step.unit else ""
             formula = f" = {step.formula}" if step.formula else ""
             detail = f" = {step.detail}" if step.detail else ""
-            out.append(f"    {step.label}{formula}{detail} = {value}{unit_text}")
+            out.append(f"    {step.label}{formula}{detail} = {value_text}{unit_text}")
     if result.complete:
-        if scale.scoring.method == "sum" and result.items:
+        if result.items and scale.scoring.method == "sum":
             out.append(f"  Total = {_sum_text(result)} = {result.display}")
-        if result.band is not None:
-            rng = result.band.describe("score")
-            text = f"  Band: {result.band.label} ({rng})"
-            if result.band.interpretation:
-                text += f": {result.band.interpretation}"
+        if band is not None:
+            text = f"  Band: {band.label} ({band.describe('score')})"
+            if band.interpretation:
+                text += f": {band.interpretation}"
             out.append(text)
     else:
         names = ", ".join(f"{m.label} [{m.id}]" for m in result.missing)
@@ -73,9 +96,7 @@ def explain(result: Result) -> str:
                 out.append("  Possible bands: " + ", ".join(b.label for b in result.possible_bands))
         else:
             out.append("  Still possible: any value (no bound can be given)")
-    ref = scale.primary_reference
-    link = f" {ref.link}" if ref.link else ""
-    out.append(f"  Source: {ref.citation}{link}")
+    out.append(source)
     return "\n".join(out)
 
 

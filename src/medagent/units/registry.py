@@ -163,6 +163,7 @@ def analytes() -> dict[str, Analyte]:
     return out
 
 
+@cache
 def normalize_unit(text: str) -> str:
     """Return the UCUM code for a unit as written by people (``mm Hg``, ``µmol/L``, ``bpm``)."""
     cleaned = text.strip().replace("µ", "u").replace("μ", "u")
