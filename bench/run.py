@@ -23,10 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peer_params import PEER, peer_function, peer_params  # noqa: E402
-
-from medagent.eval import medcalc  # noqa: E402
-from medagent.scales import evaluate, get_scale  # noqa: E402
+from medagent.eval import medcalc
+from medagent.scales import evaluate, get_scale
+from peer_params import PEER, peer_function, peer_params
 
 
 def _time_per_call(fn: Any, calls: list[Any], *, min_seconds: float = 0.2) -> float:
@@ -46,6 +45,7 @@ def bench_peer(csv_path: Path) -> dict[str, Any]:
     rows = medcalc.read_rows(csv_path)
     maps = medcalc.calculator_maps()
     per_calc: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
     ours_total = peer_total = 0.0
     for cid in sorted({r.calculator_id for r in rows}):
         if cid not in maps or cid not in PEER:
@@ -53,7 +53,11 @@ def bench_peer(csv_path: Path) -> dict[str, Any]:
         scale = get_scale(maps[cid].scale)
         ours_inputs: list[Any] = []
         peer_inputs: list[Any] = []
-        fn = peer_function(cid)
+        try:
+            fn = peer_function(cid)
+        except (ImportError, AttributeError) as exc:
+            unavailable[str(cid)] = f"the peer cannot load it: {exc}"
+            continue
         for row in (r for r in rows if r.calculator_id == cid):
             try:
                 ours = medcalc.entities_to_inputs(maps[cid], row.entities)
@@ -91,6 +95,7 @@ def bench_peer(csv_path: Path) -> dict[str, Any]:
         "calculators": len(per_calc),
         "overall_ratio": round(peer_total / ours_total, 2) if ours_total else None,
         "slower_than_peer": slower,
+        "peer_unavailable": unavailable,
         "per_calculator": per_calc,
     }
 
