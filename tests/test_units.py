@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from medagent.errors import UnitError
@@ -66,3 +72,41 @@ def test_parse_quantity() -> None:
     assert parse_quantity(" 72 ") == (72.0, None)
     with pytest.raises(UnitError):
         parse_quantity("about seventy")
+
+
+def test_conversions_are_cached_on_disk_for_new_processes(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDAGENT_CACHE_DIR": str(tmp_path)}
+    code = (
+        "from medagent.units import convert; print(convert(1.0, 'mg/dL', 'umol/L', 'creatinine'))"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    files = list(tmp_path.glob("unit-conversions-*.json"))
+    assert len(files) == 1
+    assert "mg/dL|umol/L|creatinine" in json.loads(files[0].read_text())
+    # A second process answers from the file without building pint's registry.
+    probe = code + "; import sys; print('pint' in sys.modules)"
+    second = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert second.stdout.split() == [first.stdout.strip(), "False"]
+
+
+def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDAGENT_CACHE_DIR": str(tmp_path)}
+    code = "from medagent.units import convert; print(convert(1.0, 'g/dL', 'g/L'))"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    (cache_file,) = tmp_path.glob("unit-conversions-*.json")
+    cache_file.write_text("{not json")
+    again = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert again.stdout.strip() == "10.0"
+
+
+# Regression: slope measured between 0 and 1 lost digits to cancellation (98.6 °F gave
+# 36.999999999998785 °C); it is now measured over a wide span.
+def test_temperature_conversion_keeps_its_digits() -> None:
+    assert abs(convert(98.6, "[degF]", "Cel") - 37.0) < 1e-12

@@ -12,11 +12,16 @@ reduced once to an affine map ``y = a*x + b`` and cached.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -239,13 +244,29 @@ def _pint_unit(ucum: str) -> tuple[float, Any]:
 def converter(source: str, target: str, analyte: str | None = None) -> Callable[[float], float]:
     """A function converting a number in ``source`` to ``target`` (UCUM codes).
 
-    Conversions are affine (temperatures have an offset), so the map is measured once at two
-    points with pint and then applied as ``a*x + b``: exact for every linear unit change.
+    Every unit change medagent makes is affine (temperatures have an offset), so each conversion
+    is measured once with pint and then applied as ``a*x + b``. The coefficients are kept in a
+    small on-disk cache, so a new process converts without building pint's registry.
     """
     src = normalize_unit(source)
     dst = normalize_unit(target)
     if src == dst:
         return _identity
+    key = f"{src}|{dst}|{analyte or ''}"
+    cache = _disk_cache()
+    known = cache.get(key)
+    if known is None:
+        known = _measure(src, dst, analyte)
+        cache[key] = known
+        _save_disk_cache(cache)
+    slope, offset = known
+    if offset == 0.0:
+        return lambda x: x * slope
+    return lambda x: x * slope + offset
+
+
+def _measure(src: str, dst: str, analyte: str | None) -> tuple[float, float]:
+    """Slope and offset of the conversion, measured with pint (far apart, against cancellation)."""
     ureg = _registry()
     src_factor, src_unit = _pint_unit(src)
     dst_factor, dst_unit = _pint_unit(dst)
@@ -257,14 +278,60 @@ def converter(source: str, target: str, analyte: str | None = None) -> Callable[
 
     try:
         zero = through(0.0)
-        slope = through(1.0) - zero
+        slope = (through(1000.0) - zero) / 1000.0 if zero != 0.0 else through(1.0)
     except Exception as exc:
         why = f" for analyte {analyte}" if analyte else ""
         raise UnitError(f"cannot convert {src} to {dst}{why}: {exc}") from exc
-    if zero == 0.0:
-        return lambda x: x * slope
-    # Offset scales (temperatures) are rare: let pint do each one rather than lose digits.
-    return through
+    return slope, zero
+
+
+def _cache_path() -> Path | None:
+    if os.environ.get("MEDAGENT_NO_UNIT_CACHE"):
+        return None
+    base = os.environ.get("MEDAGENT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "medagent",
+    )
+    # The file name changes with anything that could change a coefficient.
+    data = resources.files("medagent.units")
+    digest = hashlib.sha256()
+    for name in ("aliases.yaml", "analytes.yaml"):
+        digest.update(data.joinpath(name).read_bytes())
+    digest.update("|".join(_PINT_EXTRA_DEFINITIONS).encode())
+    digest.update(_pint_version().encode())
+    return Path(base) / f"unit-conversions-{digest.hexdigest()[:16]}.json"
+
+
+def _pint_version() -> str:
+    from importlib.metadata import version
+
+    return version("pint")
+
+
+@cache
+def _disk_cache() -> dict[str, tuple[float, float]]:
+    path = _cache_path()
+    if path is None or not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {k: (float(v[0]), float(v[1])) for k, v in raw.items()}
+    except (OSError, ValueError, TypeError, IndexError):
+        return {}  # a damaged cache is rebuilt, never trusted
+
+
+def _save_disk_cache(table: dict[str, tuple[float, float]]) -> None:
+    path = _cache_path()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".units-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(table, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs speed
 
 
 def _identity(x: float) -> float:
