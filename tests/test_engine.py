@@ -225,3 +225,11 @@ def test_power_of_ten_units_keep_their_factor() -> None:
 
     assert convert(150, "10*3/uL", "10*9/L") == pytest.approx(150)
     assert convert(150000, "/uL", "10*9/L") == pytest.approx(150)
+
+
+# Regression: the BMI of 150 lb / 65 in was shown as "25.0 — Normal range" because the band
+# was read on the unrounded 24.96; bands are now read on the displayed value.
+def test_band_is_read_on_the_displayed_value() -> None:
+    result = evaluate(get_scale("bmi"), {"weight": "150 lb", "height": "65 in"})
+    assert result.display == "25.0"
+    assert result.band is not None and result.band.id == "overweight"

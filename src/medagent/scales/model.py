@@ -354,9 +354,13 @@ class Scale(_Frozen):
         return next((r for r in self.references if r.primary), self.references[0])
 
     def band_for(self, value: float) -> Band | None:
-        # Rounded far below any display precision, so that 59.94 kg / (1.8 m)² = 18.4999999...
-        # lands on the 18.5 edge where the arithmetic on paper puts it.
-        settled = round(value, 9)
+        """The band of a score, read on the value as displayed.
+
+        Clinicians see and guidelines classify the reported (rounded) number: a BMI shown as
+        25.0 is overweight even when the unrounded quotient is 24.96, and 59.94 kg / (1.8 m)²
+        = 18.4999999... in binary is 18.5, as on paper.
+        """
+        settled = float(f"{value:.{self.output.precision}f}")
         return next((b for b in self.bands if b.contains(settled)), None)
 
 
