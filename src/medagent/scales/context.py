@@ -70,12 +70,7 @@ class FormulaContext:
         analyte = spec.analyte if spec is not None else None
         converted = convert(number, declared, unit, analyte)
         self.steps.append(
-            Step(
-                label=f"{input_id} in {unit}",
-                value=converted,
-                detail=f"{number:g} {declared}",
-                unit=unit,
-            )
+            Step(label=input_id, value=converted, detail=f"{number:g} {declared}", unit=unit)
         )
         return converted
 

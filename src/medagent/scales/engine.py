@@ -115,7 +115,7 @@ def format_value(scale: Scale, value: float | date | None) -> str:
         return value.isoformat()
     if scale.output.display == "weeks_days":
         weeks, days = divmod(round(value), 7)
-        return f"{weeks} weeks {days} days"
+        return f"{weeks} week{'' if weeks == 1 else 's'} {days} day{'' if days == 1 else 's'}"
     if scale.output.type == "integer":
         return str(round(value))
     return f"{value:.{scale.output.precision}f}"

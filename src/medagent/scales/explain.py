@@ -47,7 +47,8 @@ def explain(result: Result) -> str:
     scale = result.scale
     head, source = _fixed_lines(result)
     out: list[str] = []
-    unit = f" {scale.output.unit}" if scale.output.unit and result.complete else ""
+    shows_unit = scale.output.unit and scale.output.display == "plain"
+    unit = f" {scale.output.unit}" if shows_unit and result.complete else ""
     band = result.band
     if band is not None and result.complete:
         out.append(f"{head}{result.display}{unit} — {band.label}")
