@@ -1,4 +1,4 @@
-"""The MedCalc-Bench harness on a small CSV written for the tests, and on the dev half if present."""
+"""The MedCalc-Bench harness on a small CSV written for the tests, and on the dev half."""
 
 from __future__ import annotations
 
@@ -60,6 +60,12 @@ def test_cli_json_has_the_documented_keys() -> None:
     assert {"rows", "correct", "accuracy", "per_calculator"} <= set(data)
 
 
+def test_boolean_entities_can_map_to_choice_codes() -> None:
+    target = medcalc.EntityTarget(input="x", values={"true": "yes_code", "false": "no_code"})
+    assert medcalc._targeted(target, True) == "yes_code"
+    assert medcalc._targeted(target, False) == "no_code"
+
+
 def test_every_mapping_targets_real_inputs() -> None:
     from medagent.scales import get_scale
 
@@ -80,16 +86,17 @@ def test_every_mapping_targets_real_inputs() -> None:
 
 def test_adjudications_name_their_reason_and_reference() -> None:
     for adj in medcalc.adjudications().values():
-        assert adj.calculator_id in medcalc.KNOWN_LABEL_ERRORS
+        assert adj.calculator_id in medcalc.ADJUDICABLE
         assert adj.reason.strip() and adj.reference.strip()
 
 
 def test_dev_half_structured_mode(medcalc_dev: Path) -> None:
-    """Targets of the engine issue: 100 % on the self-consistent calculators, all 55 mapped."""
+    """All 55 calculators mapped; 100 % on raw labels wherever no label error is documented,
+    and 100 % against the adjudicated labels (each adjudication cites the publication)."""
     rows = medcalc.read_rows(medcalc_dev)
     report = medcalc.run_entities(rows).to_dict(mode="entities")
     assert len(report["per_calculator"]) == 55
     missing = [k for k, v in report["per_calculator"].items() if v["scale"] is None]
     assert missing == []
-    assert report["self_consistent_calculators"]["accuracy"] == 1.0
+    assert report["calculators_without_label_errors"]["accuracy"] == 1.0
     assert report["adjudicated"]["accuracy"] == 1.0

@@ -64,10 +64,12 @@ def explain(result: Result) -> str:
         for item in result.items:
             points = "—" if item.points is None else f"{item.points:+g}"
             value = item.value
+            once = f" (highest of group {item.group} counts)" if item.group else ""
             if value is None:
-                out.append(f"    {item.label}: {item.rule} → {points}")
+                out.append(f"    {item.label}: {item.rule} → {points}{once}")
             else:
-                out.append(f"    {item.label} = {_value_text(value)}: {item.rule} → {points}")
+                shown = _value_text(value)
+                out.append(f"    {item.label} = {shown}: {item.rule} → {points}{once}")
     if result.steps:
         out.append("  Steps:")
         for step in result.steps:
