@@ -233,3 +233,27 @@ def test_band_is_read_on_the_displayed_value() -> None:
     result = evaluate(get_scale("bmi"), {"weight": "150 lb", "height": "65 in"})
     assert result.display == "25.0"
     assert result.band is not None and result.band.id == "overweight"
+
+
+def test_reachable_totals_of_a_points_scale() -> None:
+    from medagent.scales.engine import reachable_totals
+
+    totals = reachable_totals(get_scale("cha2ds2_vasc"))
+    assert totals == frozenset(float(x) for x in range(10))
+    assert reachable_totals(get_scale("bmi")) is None
+
+
+# Regression: a Barthel band 91-99 could never have an example "within 1 of an edge" because
+# items move in steps of 5; edges are now the lowest and highest totals the scale can reach.
+def test_band_edges_use_reachable_totals(minimal_scale: dict[str, Any]) -> None:
+    from medagent.scales.verify import band_edges_without_example
+
+    minimal_scale["inputs"][2]["options"][1]["points"] = 5  # totals 0,1,2,3,5,6,7,8
+    minimal_scale["bands"] = [
+        {"id": "low", "ge": 0, "le": 3, "label": "Low"},
+        {"id": "high", "ge": 4, "le": 8, "label": "High"},
+    ]
+    minimal_scale["examples"][2]["inputs"]["grade"] = "high"
+    minimal_scale["examples"][2]["expect"] = {"value": 8, "band": "high"}
+    scale = scale_from_dict(minimal_scale)
+    assert band_edges_without_example(scale) == []  # 3 is low's top; 8 is high's top

@@ -792,6 +792,31 @@ def score_range(scale: Scale) -> tuple[float | None, float | None]:
     return lo, hi
 
 
+def reachable_totals(scale: Scale, *, cap: int = 50_000) -> frozenset[float] | None:
+    """Every total a points scale can give (None for formulas, or when too many to list)."""
+    if scale.scoring.method != "sum":
+        return None
+    plan = _plan(scale)
+    if any(i.rule.per_unit is not None or i.source in plan.derived_deps for i in plan.items):
+        return None  # continuous contributions: the totals cannot be listed
+    totals: set[float] = {0.0}
+    for component in plan.components:
+        deps = sorted({d for item in component for d in item.deps})
+        assignments = _assignments(plan, deps)
+        if assignments is None:
+            return None
+        options: set[float] = set()
+        for assignment in assignments:
+            trial = dict(assignment)
+            _derive(plan, trial, [])
+            results = [_score_item(plan, item, trial) for item in component]
+            options.add(round(_combine(plan, (r for r in results if r is not None)), 9))
+        totals = {round(a + b, 9) for a in totals for b in options}
+        if len(totals) > cap:
+            return None
+    return frozenset(totals)
+
+
 def item_points_table(scale: Scale) -> list[tuple[str, str, float | None]]:
     """(item id, option or bracket, points) rows, used by exports and documentation."""
     rows: list[tuple[str, str, float | None]] = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from medagent.errors import MedAgentError
-from medagent.scales.engine import Result, evaluate
+from medagent.scales.engine import Result, evaluate, reachable_totals
 from medagent.scales.model import Example, Scale, parse_date
 
 
@@ -72,21 +72,33 @@ def run_example(scale: Scale, example: Example) -> ExampleOutcome:
 
 
 def band_edges_without_example(scale: Scale) -> list[str]:
-    """Bands that no complete example reaches at its lower or upper edge."""
+    """Bands that no complete example reaches at one of their edges.
+
+    For a points scale an edge is the lowest or highest total the scale can actually reach inside
+    the band (with 5-point items, 95 is the top of a 91–99 band). For a formula, an edge is a
+    declared bound, and an example within one display unit of it counts.
+    """
     if not scale.bands:
         return []
-    values: list[float] = []
-    for example in scale.examples:
-        if example.expect.complete and isinstance(example.expect.value, (int, float)):
-            values.append(float(example.expect.value))
+    values = [
+        float(example.expect.value)
+        for example in scale.examples
+        if example.expect.complete and isinstance(example.expect.value, (int, float))
+    ]
+    reachable = reachable_totals(scale)
     step = 1.0 if scale.output.type == "integer" else 10.0 ** (-scale.output.precision)
     lacking: list[str] = []
     for band in scale.bands:
-        edges = [e for e in (band.lower, band.upper) if abs(e) != float("inf")]
-        near = any(
-            band.contains(v) and any(abs(v - e) <= step + 1e-9 for e in edges) for v in values
-        )
-        if edges and not near:
+        if reachable is not None:
+            inside = [v for v in reachable if band.contains(v)]
+            edges = [min(inside), max(inside)] if inside else []
+            hit = any(abs(v - e) <= 1e-9 for v in values for e in edges)
+        else:
+            edges = [e for e in (band.lower, band.upper) if abs(e) != float("inf")]
+            hit = any(
+                band.contains(v) and any(abs(v - e) <= step + 1e-9 for e in edges) for v in values
+            )
+        if edges and not hit:
             lacking.append(band.id)
     return lacking
 
