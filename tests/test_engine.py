@@ -257,3 +257,26 @@ def test_band_edges_use_reachable_totals(minimal_scale: dict[str, Any]) -> None:
     minimal_scale["examples"][2]["expect"] = {"value": 8, "band": "high"}
     scale = scale_from_dict(minimal_scale)
     assert band_edges_without_example(scale) == []  # 3 is low's top; 8 is high's top
+
+
+# Regression: a group of several numeric inputs whose probe values multiplied past the
+# enumeration budget gave no bounds at all (and a scale with bands failed to load); such a
+# component is now bounded item by item.
+def test_large_component_is_bounded_item_by_item(minimal_scale: dict[str, Any]) -> None:
+    for n in range(4):
+        minimal_scale["inputs"].append(
+            {
+                "id": f"count{n}",
+                "label": f"Count {n}",
+                "type": "integer",
+                "range": [0, 40],
+                "group": "counts",
+                "brackets": [{"lt": 20, "points": 0}, {"ge": 20, "points": 1}],
+            }
+        )
+    minimal_scale["scoring"]["groups"] = [{"id": "counts", "label": "Counts", "combine": "max"}]
+    minimal_scale["bands"][1]["le"] = 7
+    scale = scale_from_dict(minimal_scale)
+    result = evaluate(scale, {"age": 50, "smoker": False, "grade": "low"})
+    assert (result.minimum, result.maximum) == (0, 1)
+    assert not result.bounds_exact

@@ -649,7 +649,13 @@ def _sum_bounds(plan: _Plan, values: dict[str, object]) -> tuple[float | None, f
             continue
         assignments = _assignments(plan, missing)
         if assignments is None:
-            return None, None, False
+            loose = _loose_bounds(plan, component, values)
+            if loose is None:
+                return None, None, False
+            lo_total += loose[0]
+            hi_total += loose[1]
+            exact = False
+            continue
         if any(d in plan.derived_deps for item in component for d in (item.source,)):
             exact = False
         lo_c, hi_c = math.inf, -math.inf
@@ -662,6 +668,46 @@ def _sum_bounds(plan: _Plan, values: dict[str, object]) -> tuple[float | None, f
         lo_total += lo_c
         hi_total += hi_c
     return lo_total, hi_total, exact
+
+
+def _loose_bounds(
+    plan: _Plan, component: tuple[_Item, ...], values: dict[str, object]
+) -> tuple[float, float] | None:
+    """Bounds of a component too large to enumerate: each item alone, then its group rule.
+
+    Safe (the true range lies inside) but possibly wider than the truth, as items that share
+    an input are bounded as if they did not.
+    """
+    per_item: list[tuple[_Item, float, float]] = []
+    for item in component:
+        missing = sorted(d for d in item.deps if values.get(d) is None)
+        assignments = _assignments(plan, missing)
+        if assignments is None:
+            return None
+        lo, hi = math.inf, -math.inf
+        for assignment in assignments:
+            trial = {**values, **assignment}
+            _derive(plan, trial, [])
+            result = _score_item(plan, item, trial)
+            points = 0.0 if result is None or result.points is None else result.points
+            lo, hi = min(lo, points), max(hi, points)
+        per_item.append((item, lo, hi))
+    lo_total = hi_total = 0.0
+    grouped: dict[str, list[tuple[float, float]]] = {}
+    for item, lo, hi in per_item:
+        if item.group is None:
+            lo_total += lo
+            hi_total += hi
+        else:
+            grouped.setdefault(item.group, []).append((lo, hi))
+    for group, spans in grouped.items():
+        if plan.group_combine.get(group, "max") == "max":
+            lo_total += max(lo for lo, _ in spans)
+            hi_total += max(hi for _, hi in spans)
+        else:
+            lo_total += sum(lo for lo, _ in spans)
+            hi_total += sum(hi for _, hi in spans)
+    return lo_total, hi_total
 
 
 def _finish_formula(
