@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +118,20 @@ def test_loader_reports_every_problem_at_once(minimal_scale: dict[str, Any]) -> 
 def test_bad_yaml_is_reported() -> None:
     with pytest.raises(ScaleDefinitionError, match="not valid YAML"):
         parse_scale("id: [unclosed", source="broken.yaml")
+
+
+def test_library_parses_yaml_once_and_reads_json_after(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDAGENT_CACHE_DIR": str(tmp_path)}
+    code = "from medagent.scales import get_scale; print(get_scale('bmi').version)"
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        assert out.stdout.strip() == "1.0.0", out.stderr
+    (cached,) = (tmp_path / "scales").glob("bmi-*.json")
+    # A damaged cache file is ignored and rebuilt, never trusted.
+    cached.write_text("[")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.stdout.strip() == "1.0.0", out.stderr

@@ -24,13 +24,18 @@ except ImportError:  # pragma: no cover
 
 def parse_scale(text: str, *, source: str = "<text>") -> Scale:
     """Parse and validate one scale file's text."""
+    return scale_from_dict(yaml_document(text, source=source), source=source)
+
+
+def yaml_document(text: str, *, source: str = "<text>") -> dict[str, Any]:
+    """The mapping a scale file holds (a safe loader; JSON-compatible values only)."""
     try:
         data = yaml.load(text, Loader=_Loader)  # a safe loader (C or pure)
     except yaml.YAMLError as exc:
         raise ScaleDefinitionError(source, [Problem("", f"not valid YAML: {exc}")]) from exc
     if not isinstance(data, dict):
         raise ScaleDefinitionError(source, [Problem("", "a scale file must be a mapping")])
-    return scale_from_dict(data, source=source)
+    return data
 
 
 def scale_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Scale:

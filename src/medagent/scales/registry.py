@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from medagent.cache import cache_dir, read_json, write_json
 from medagent.errors import Problem, ScaleDefinitionError, UnknownScaleError
-from medagent.scales.loader import parse_scale
+from medagent.scales.loader import parse_scale, scale_from_dict, yaml_document
 from medagent.scales.model import Scale
 
 _PACKAGE = "medagent.scales.library"
@@ -39,11 +41,33 @@ def get_scale(scale_id: str) -> Scale:
     entry = _index().get(scale_id)
     if entry is None:
         raise UnknownScaleError(f"no scale {scale_id!r} in the library")
-    scale = parse_scale(entry.read_text(encoding="utf-8"), source=f"{scale_id}{_SUFFIX}")
+    scale = _load(entry, scale_id)
     if scale.id != scale_id:
         raise ScaleDefinitionError(
             f"{scale_id}{_SUFFIX}", [Problem("id", f"the file name says {scale_id!r}")]
         )
+    return scale
+
+
+def _load(entry: Traversable, scale_id: str) -> Scale:
+    """Parse a scale file; its YAML is parsed once and kept as JSON in the cache folder.
+
+    YAML parsing is most of the cost of loading the library; the cached JSON is keyed by a
+    hash of the file's bytes, and the model is validated in full either way.
+    """
+    raw = entry.read_bytes()
+    source = f"{scale_id}{_SUFFIX}"
+    base = cache_dir()
+    if base is None:
+        return parse_scale(raw.decode("utf-8"), source=source)
+    path = base / "scales" / f"{scale_id}-{hashlib.sha256(raw).hexdigest()[:16]}.json"
+    data = read_json(path)
+    if isinstance(data, dict):
+        return scale_from_dict(data, source=source)
+    text = raw.decode("utf-8")
+    parsed = yaml_document(text, source=source)
+    scale = scale_from_dict(parsed, source=source)
+    write_json(path, parsed)
     return scale
 
 

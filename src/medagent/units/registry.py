@@ -13,10 +13,7 @@ reduced once to an affine map ``y = a*x + b`` and cached.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from medagent.cache import cache_dir, read_json, write_json
 from medagent.errors import UnitError
 
 # UCUM atoms whose pint spelling differs. Anything else is an SI prefix + SI atom that pint
@@ -286,12 +284,9 @@ def _measure(src: str, dst: str, analyte: str | None) -> tuple[float, float]:
 
 
 def _cache_path() -> Path | None:
-    if os.environ.get("MEDAGENT_NO_UNIT_CACHE"):
+    base = cache_dir()
+    if base is None:
         return None
-    base = os.environ.get("MEDAGENT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "medagent",
-    )
     # The file name changes with anything that could change a coefficient.
     data = resources.files("medagent.units")
     digest = hashlib.sha256()
@@ -299,7 +294,7 @@ def _cache_path() -> Path | None:
         digest.update(data.joinpath(name).read_bytes())
     digest.update("|".join(_PINT_EXTRA_DEFINITIONS).encode())
     digest.update(_pint_version().encode())
-    return Path(base) / f"unit-conversions-{digest.hexdigest()[:16]}.json"
+    return base / f"unit-conversions-{digest.hexdigest()[:16]}.json"
 
 
 def _pint_version() -> str:
@@ -311,27 +306,19 @@ def _pint_version() -> str:
 @cache
 def _disk_cache() -> dict[str, tuple[float, float]]:
     path = _cache_path()
-    if path is None or not path.is_file():
+    raw = read_json(path) if path is not None else None
+    if not isinstance(raw, dict):
         return {}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
         return {k: (float(v[0]), float(v[1])) for k, v in raw.items()}
-    except (OSError, ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, IndexError):
         return {}  # a damaged cache is rebuilt, never trusted
 
 
 def _save_disk_cache(table: dict[str, tuple[float, float]]) -> None:
     path = _cache_path()
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".units-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(table, handle)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs speed
+    if path is not None:
+        write_json(path, table)
 
 
 def _identity(x: float) -> float:
