@@ -100,3 +100,38 @@ def test_dev_half_structured_mode(medcalc_dev: Path) -> None:
     assert missing == []
     assert report["calculators_without_label_errors"]["accuracy"] == 1.0
     assert report["adjudicated"]["accuracy"] == 1.0
+
+
+def test_two_entities_for_one_boolean_input_combine_by_or() -> None:
+    mapping = medcalc.calculator_maps()[17]
+    inputs = medcalc.entities_to_inputs(
+        mapping,
+        {"Cerebrovascular disease history": False, "History of cerebrovascular disease": True},
+    )
+    assert inputs["cerebrovascular_disease"] is True
+
+
+def test_unit_spelling_can_be_rewritten_per_entity() -> None:
+    target = medcalc.EntityTarget(input="platelets", units={"L": "/L"})
+    assert medcalc._targeted(target, [1.19e8, "L"]) == (1.19e8, "/L")
+
+
+def test_not_computable_adjudication_wants_an_incomplete_result() -> None:
+    from medagent.scales import evaluate, get_scale
+
+    row = medcalc.Row(1, 21, "GCS", "severity", "", {}, "10", "10", "10")
+    adj = {
+        1: medcalc.Adjudication(
+            row=1,
+            calculator_id=21,
+            label="10",
+            adjudicated=medcalc.NOT_COMPUTABLE,
+            reason="verbal not testable",
+            reference="x",
+        )
+    }
+    scale = get_scale("glasgow_coma_scale")
+    first = scale.inputs[0]
+    partial = evaluate(scale, {first.id: first.options[0].code})
+    judged = medcalc._judged(row, None, "", adj, error=None, result=partial)
+    assert judged.correct_adjudicated and not judged.correct_raw

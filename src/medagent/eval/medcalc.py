@@ -41,6 +41,8 @@ KNOWN_LABEL_ERRORS = frozenset({21, 28, 36, 46, 43, 23, 13, 15, 33, 51, 27, 7, 4
 FOUND_LABEL_ERRORS: dict[int, str] = {
     29: "any temperature unit other than the exact string 'degrees celsius' is read as °F",
     32: "category answers are compared case-sensitively and fall back to 1 point",
+    17: "of the two cerebrovascular entities only one is read; a documented stroke or TIA in "
+    "'History of cerebrovascular disease' never scores",
 }
 ADJUDICABLE = KNOWN_LABEL_ERRORS | frozenset(FOUND_LABEL_ERRORS)
 
@@ -56,6 +58,7 @@ class EntityTarget(_Frozen):
     part: int | None = None  # index into a list value such as ['PredniSONE PO', 45.8, 'mg']
     unit_part: int | None = None  # index of the unit in that list
     values: dict[str, Any] = {}  # benchmark string -> option code or boolean
+    units: dict[str, str] = {}  # benchmark unit spelling -> UCUM, where the spelling misleads
 
 
 class CalculatorMap(_Frozen):
@@ -170,10 +173,14 @@ def entities_to_inputs(mapping: CalculatorMap, entities: Mapping[str, Any]) -> d
             continue
         targets = target if isinstance(target, list) else [target]
         for t in targets:
-            if isinstance(t, str):
-                inputs[t] = _plain(value)
-            else:
-                inputs[t.input] = _targeted(t, value)
+            name = t if isinstance(t, str) else t.input
+            mapped = _plain(value) if isinstance(t, str) else _targeted(t, value)
+            if name not in inputs:
+                inputs[name] = mapped
+            elif isinstance(mapped, bool) and isinstance(inputs[name], bool):
+                inputs[name] = inputs[name] or mapped  # two findings for one item: either counts
+            elif inputs[name] != mapped:
+                problems.append(Problem(key, f"disagrees with another entity on {name}"))
     if problems:
         raise MappingError(f"calculator {mapping.calculator_id}", problems)
     for key, value in mapping.absent.items():
@@ -196,8 +203,11 @@ def _targeted(target: EntityTarget, value: Any) -> Any:
     if target.part is not None:
         part = value[target.part]
         if target.unit_part is not None:
-            return (part, value[target.unit_part])
+            unit = value[target.unit_part]
+            return (part, target.units.get(unit, unit))
         value = part
+    if target.units and isinstance(value, list) and len(value) == 2:
+        return (value[0], target.units.get(value[1], value[1]))
     if isinstance(value, bool) and target.values:
         flag = "true" if value else "false"
         for key, mapped in target.values.items():
@@ -243,6 +253,9 @@ def adjudicated_limits(calculator_id: int, label: str) -> tuple[str, str]:
     x = float(label)
     lo, hi = sorted((x * 0.95, x * 1.05))
     return repr(lo), repr(hi)
+
+
+NOT_COMPUTABLE = "not computable"
 
 
 @dataclass(slots=True)
@@ -335,6 +348,11 @@ class Report:
             "calculators_without_label_errors": clean.as_dict(),
             "found_label_errors": {str(k): v for k, v in FOUND_LABEL_ERRORS.items()},
             "adjudicated_rows": sum(1 for o in self.outcomes if o.adjudication is not None),
+            "not_computable_rows": sum(
+                1
+                for o in self.outcomes
+                if o.adjudication is not None and o.adjudication.adjudicated == NOT_COMPUTABLE
+            ),
             "per_calculator": dict(sorted(per_calc.items(), key=lambda kv: int(kv[0]))),
             "per_category": {
                 k: {"raw": v["raw"].as_dict(), "adjudicated": v["adjudicated"].as_dict()}
@@ -397,8 +415,13 @@ def _judged(
     correct_raw = judge(row.calculator_id, value, row.label, row.lower, row.upper)
     adjudication = adj.get(row.number)
     if adjudication is not None and adjudication.calculator_id == row.calculator_id:
-        lo, hi = adjudicated_limits(row.calculator_id, adjudication.adjudicated)
-        correct_adj = judge(row.calculator_id, value, adjudication.adjudicated, lo, hi)
+        if adjudication.adjudicated == NOT_COMPUTABLE:
+            # The published method cannot give one number from what the row holds: the right
+            # answer is an incomplete result (what is missing, and the range still possible).
+            correct_adj = result is not None and not result.complete
+        else:
+            lo, hi = adjudicated_limits(row.calculator_id, adjudication.adjudicated)
+            correct_adj = judge(row.calculator_id, value, adjudication.adjudicated, lo, hi)
     else:
         adjudication = None
         correct_adj = correct_raw

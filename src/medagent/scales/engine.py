@@ -75,6 +75,7 @@ class Result(NamedTuple):
     inputs: Mapping[str, object]
     conversions: tuple[Conversion, ...] = ()
     possible_bands: tuple[Band, ...] = ()
+    not_needed: tuple[MissingInput, ...] = ()  # missing, but no answer could change the score
 
     @property
     def scale_id(self) -> str:
@@ -458,14 +459,18 @@ def _num(x: float) -> str:
 def _score_item(plan: _Plan, item: _Item, values: Mapping[str, object]) -> ItemResult | None:
     """Points of one item, or None when an input it needs is missing."""
     if item.when:
+        unknown = False
         for cond in item.when:
-            if values.get(cond.input) is None:
-                return None
-        if not all(cond.holds(values[cond.input]) for cond in item.when):
-            why = " and ".join(c.describe() for c in item.when)
-            return ItemResult(
-                item.id, item.label, 0.0, None, f"not applicable (needs {why})", item.group
-            )
+            known = values.get(cond.input)
+            if known is None:
+                unknown = True
+            elif not cond.holds(known):  # one failing condition settles it, known or not
+                why = " and ".join(c.describe() for c in item.when)
+                return ItemResult(
+                    item.id, item.label, 0.0, None, f"not applicable (needs {why})", item.group
+                )
+        if unknown:
+            return None
     value = values.get(item.source)
     if value is None:
         return None
@@ -488,7 +493,8 @@ def _derive(plan: _Plan, values: dict[str, object], steps: list[Step]) -> None:
             values[derived.id] = result
         else:
             values[derived.id] = float(result)
-            steps.append(Step(label=derived.label, value=float(result), unit=derived.unit))
+            if not ctx.steps or ctx.steps[-1].value != result:  # the formula may have said it
+                steps.append(Step(label=derived.label, value=float(result), unit=derived.unit))
 
 
 def _combine(plan: _Plan, results: Iterable[ItemResult]) -> float:
@@ -564,6 +570,24 @@ def _finish_sum(
         )
     missing_ids = sorted({d for item in undetermined for d in item.deps if values.get(d) is None})
     lo, hi, exact = _sum_bounds(plan, values)
+    if exact and lo is not None and lo == hi:
+        # Every answer to what is missing gives the same total (a max group already at its
+        # ceiling, a rule already positive): the score is known, and nothing was assumed.
+        return Result(
+            scale=scale,
+            value=lo,
+            complete=True,
+            band=scale.band_for(lo),
+            items=scored,
+            steps=tuple(steps),
+            missing=(),
+            minimum=lo,
+            maximum=hi,
+            bounds_exact=True,
+            inputs=values,
+            conversions=conversions,
+            not_needed=_missing_inputs(plan, missing_ids),
+        )
     return _incomplete(
         plan,
         values=values,
@@ -590,11 +614,7 @@ def _incomplete(
     exact: bool,
 ) -> Result:
     scale = plan.scale
-    missing = tuple(
-        MissingInput(i, plan.inputs[i].label, tuple(a.value for a in plan.inputs[i].answerable_by))
-        for i in sorted(set(missing_ids), key=scale.input_ids.index)
-        if i in plan.inputs
-    )
+    missing = _missing_inputs(plan, missing_ids)
     possible: tuple[Band, ...] = ()
     if lo is not None and hi is not None:
         possible = tuple(
@@ -614,6 +634,16 @@ def _incomplete(
         inputs=values,
         conversions=conversions,
         possible_bands=possible,
+    )
+
+
+def _missing_inputs(plan: _Plan, ids: Iterable[str]) -> tuple[MissingInput, ...]:
+    """Missing inputs in the scale's order, with who can answer each."""
+    order = plan.scale.input_ids
+    return tuple(
+        MissingInput(i, plan.inputs[i].label, tuple(a.value for a in plan.inputs[i].answerable_by))
+        for i in sorted(set(ids), key=order.index)
+        if i in plan.inputs
     )
 
 

@@ -81,6 +81,9 @@ def explain(result: Result) -> str:
             formula = f" = {step.formula}" if step.formula else ""
             detail = f" = {step.detail}" if step.detail else ""
             out.append(f"    {step.label}{formula}{detail} = {value_text}{unit_text}")
+    if result.not_needed:
+        names = ", ".join(f"{m.label} [{m.id}]" for m in result.not_needed)
+        out.append(f"  Not needed (no answer could change the score): {names}")
     if result.complete:
         if result.items and scale.scoring.method == "sum":
             out.append(f"  Total = {_sum_text(result)} = {result.display}")
@@ -175,6 +178,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             {"id": m.id, "label": m.label, "answerable_by": list(m.answerable_by)}
             for m in result.missing
         ],
+        "not_needed": [m.id for m in result.not_needed],
         "minimum": result.minimum,
         "maximum": result.maximum,
         "bounds_exact": result.bounds_exact,
