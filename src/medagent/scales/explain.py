@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -25,35 +26,56 @@ def _value_text(value: object) -> str:
     return str(value)
 
 
-_SOURCE_LINES: dict[int, tuple[object, str, str]] = {}
+class _Layout:
+    """The fixed parts of a scale's explanation, written once per scale."""
+
+    __slots__ = ("band_lines", "combine", "head", "item_prefix", "item_suffix", "source", "unit")
+
+    def __init__(self, result: Result) -> None:
+        scale = result.scale
+        ref = scale.primary_reference
+        link = f" {ref.link}" if ref.link else ""
+        self.head = f"{scale.title} (v{scale.version}): "
+        self.source = f"  Source: {ref.citation}{link}"
+        shows_unit = scale.output.unit and scale.output.display == "plain"
+        self.unit = f" {scale.output.unit}" if shows_unit else ""
+        self.combine = {g.id: g.combine for g in scale.scoring.groups}
+        self.band_lines: dict[str, str] = {}
+        for band in scale.bands:
+            text = f"  Band: {band.label} ({band.describe('score')})"
+            self.band_lines[band.id] = (
+                f"{text}: {band.interpretation}" if band.interpretation else text
+            )
+        labels = [(i.id, i.label, i.group) for i in scale.inputs]
+        labels += [(i.id, i.label, i.group) for i in scale.scoring.items]
+        self.item_prefix = {i: f"    {label}" for i, label, _ in labels}
+        self.item_suffix = {
+            i: f" (highest of group {group} counts)" if group else "" for i, _, group in labels
+        }
 
 
-def _fixed_lines(result: Result) -> tuple[str, str]:
-    """The heading prefix and the source line of a scale, built once per scale."""
-    scale = result.scale
-    cached = _SOURCE_LINES.get(id(scale))
-    if cached is not None and cached[0] is scale:
-        return cached[1], cached[2]
-    ref = scale.primary_reference
-    link = f" {ref.link}" if ref.link else ""
-    head = f"{scale.title} (v{scale.version}): "
-    source = f"  Source: {ref.citation}{link}"
-    _SOURCE_LINES[id(scale)] = (scale, head, source)
-    return head, source
+_LAYOUTS: dict[int, tuple[object, _Layout]] = {}
+
+
+def _layout(result: Result) -> _Layout:
+    cached = _LAYOUTS.get(id(result.scale))
+    if cached is not None and cached[0] is result.scale:
+        return cached[1]
+    layout = _Layout(result)
+    _LAYOUTS[id(result.scale)] = (result.scale, layout)
+    return layout
 
 
 def explain(result: Result) -> str:
     """A readable account of how the result was reached, line by line from the trace."""
     scale = result.scale
-    head, source = _fixed_lines(result)
-    out: list[str] = []
-    shows_unit = scale.output.unit and scale.output.display == "plain"
-    unit = f" {scale.output.unit}" if shows_unit and result.complete else ""
+    layout = _layout(result)
     band = result.band
-    if band is not None and result.complete:
-        out.append(f"{head}{result.display}{unit} — {band.label}")
+    if result.complete:
+        head = layout.head + result.display + layout.unit
+        out = [head + " — " + band.label if band is not None else head]
     else:
-        out.append(f"{head}{result.display}{unit}")
+        out = [layout.head + result.display]
     for conv in result.conversions:
         out.append(
             f"  converted {conv.input_id}: {_num(conv.original)} {conv.original_unit} = "
@@ -61,15 +83,14 @@ def explain(result: Result) -> str:
         )
     if result.items:
         out.append("  Points:")
+        prefix, suffix = layout.item_prefix, layout.item_suffix
         for item in result.items:
             points = "—" if item.points is None else f"{item.points:+g}"
             value = item.value
-            once = f" (highest of group {item.group} counts)" if item.group else ""
-            if value is None:
-                out.append(f"    {item.label}: {item.rule} → {points}{once}")
-            else:
-                shown = _value_text(value)
-                out.append(f"    {item.label} = {shown}: {item.rule} → {points}{once}")
+            shown = "" if value is None else " = " + _value_text(value)
+            out.append(
+                prefix[item.id] + shown + ": " + item.rule + " → " + points + suffix[item.id]
+            )
     if result.steps:
         out.append("  Steps:")
         for step in result.steps:
@@ -86,12 +107,9 @@ def explain(result: Result) -> str:
         out.append(f"  Not needed (no answer could change the score): {names}")
     if result.complete:
         if result.items and scale.scoring.method == "sum":
-            out.append(f"  Total = {_sum_text(result)} = {result.display}")
+            out.append("  Total = " + _sum_text(result, layout.combine) + " = " + result.display)
         if band is not None:
-            text = f"  Band: {band.label} ({band.describe('score')})"
-            if band.interpretation:
-                text += f": {band.interpretation}"
-            out.append(text)
+            out.append(layout.band_lines[band.id])
     else:
         names = ", ".join(f"{m.label} [{m.id}]" for m in result.missing)
         out.append(f"  INCOMPLETE — missing: {names}")
@@ -102,24 +120,32 @@ def explain(result: Result) -> str:
                 out.append("  Possible bands: " + ", ".join(b.label for b in result.possible_bands))
         else:
             out.append("  Still possible: any value (no bound can be given)")
-    out.append(source)
+    out.append(layout.source)
     return "\n".join(out)
 
 
-def _sum_text(result: Result) -> str:
+def _sum_text(result: Result, combine: Mapping[str, str]) -> str:
     """The addition behind a points total, with grouped items shown as their max or sum."""
-    parts = [f"{i.points:g}" for i in result.items if i.points and i.group is None]
-    combine = {g.id: g.combine for g in result.scale.scoring.groups}
+    parts: list[str] = []
     grouped: dict[str, list[float]] = {}
     for item in result.items:
-        if item.group is not None and item.points is not None:
-            grouped.setdefault(item.group, []).append(item.points)
-    for group, points in grouped.items():
-        args = ", ".join(f"{p:g}" for p in points)
+        points = item.points
+        if points is None:
+            continue
+        if item.group is None:
+            if points:
+                parts.append(f"{points:g}")
+        else:
+            grouped.setdefault(item.group, []).append(points)
+    for group, points_list in grouped.items():
         how = combine.get(group, "max")
-        value = max(points) if how == "max" else sum(points)
+        value = max(points_list) if how == "max" else sum(points_list)
         if value:
-            parts.append(f"{how}({args})" if len(points) > 1 else f"{value:g}")
+            if len(points_list) > 1:
+                args = ", ".join(f"{p:g}" for p in points_list)
+                parts.append(f"{how}({args})")
+            else:
+                parts.append(f"{value:g}")
     return " + ".join(parts) or "0"
 
 

@@ -153,12 +153,16 @@ class Condition(_Frozen):
             return False
         if self.in_ is not None and value not in self.in_:
             return False
-        numeric = (self.ge, self.gt, self.le, self.lt)
-        if any(b is not None for b in numeric):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return False
-            return Interval(ge=self.ge, gt=self.gt, le=self.le, lt=self.lt).contains(float(value))
-        return True
+        if self.ge is None and self.gt is None and self.le is None and self.lt is None:
+            return True
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
 
     def describe(self) -> str:
         if self.eq is not None:
