@@ -2,7 +2,9 @@
 
 - peer: medagent vs the PyPI package ``medcalc-bench`` (the benchmark's own implementations) on
   identical inputs — the Relevant Entities of the MedCalc-Bench rows — for every calculator both
-  have, explanations on for both; ratio = peer time / our time (above 1: we are faster);
+  have; ratio = peer time / our time (above 1: we are faster). ``ours_us`` renders our
+  explanation as text on every call, as the peer does; ``ours_trace_only_us`` records the trace
+  the explanation is generated from and leaves the text to be rendered on demand;
 - cold start of ``medagent score`` (a fresh process), and the time to load the whole library.
 
 Run: ``make bench`` or ``python bench/run.py --data ../shared/data``.
@@ -46,7 +48,7 @@ def bench_peer(csv_path: Path) -> dict[str, Any]:
     maps = medcalc.calculator_maps()
     per_calc: dict[str, Any] = {}
     unavailable: dict[str, str] = {}
-    ours_total = peer_total = 0.0
+    ours_total = peer_total = trace_total = 0.0
     for cid in sorted({r.calculator_id for r in rows}):
         if cid not in maps or cid not in PEER:
             continue
@@ -72,28 +74,36 @@ def bench_peer(csv_path: Path) -> dict[str, Any]:
         if not ours_inputs:
             continue
 
-        def ours_fn(inputs: Any, scale: Any = scale) -> str:
-            return evaluate(scale, inputs).explanation  # explanations on
+        def ours_text(inputs: Any, scale: Any = scale) -> str:
+            return evaluate(scale, inputs).explanation  # the explanation rendered as text
+
+        def ours_trace(inputs: Any, scale: Any = scale) -> Any:
+            return evaluate(scale, inputs)  # the trace recorded; text rendered on demand
 
         def peer_fn(params: Any, fn: Any = fn) -> Any:
             return fn(params)
 
         with contextlib.redirect_stdout(io.StringIO()):
             t_peer = _time_per_call(peer_fn, peer_inputs)
-        t_ours = _time_per_call(ours_fn, ours_inputs)
+        t_ours = _time_per_call(ours_text, ours_inputs)
+        t_trace = _time_per_call(ours_trace, ours_inputs)
         ours_total += t_ours * len(ours_inputs)
+        trace_total += t_trace * len(ours_inputs)
         peer_total += t_peer * len(peer_inputs)
         per_calc[str(cid)] = {
             "scale": scale.id,
             "rows": len(ours_inputs),
             "ours_us": round(t_ours * 1e6, 2),
+            "ours_trace_only_us": round(t_trace * 1e6, 2),
             "peer_us": round(t_peer * 1e6, 2),
             "ratio": round(t_peer / t_ours, 2),
+            "ratio_trace_only": round(t_peer / t_trace, 2),
         }
     slower = [k for k, v in per_calc.items() if v["ratio"] < 1]
     return {
         "calculators": len(per_calc),
         "overall_ratio": round(peer_total / ours_total, 2) if ours_total else None,
+        "overall_ratio_trace_only": round(peer_total / trace_total, 2) if trace_total else None,
         "slower_than_peer": slower,
         "peer_unavailable": unavailable,
         "per_calculator": per_calc,
