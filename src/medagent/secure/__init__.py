@@ -1,0 +1,1 @@
+"""Patient-data protection: sealed packages, audit trail, encryption at rest, PQ link, de-id."""
