@@ -1,36 +1,18 @@
-"""The medagent command line: a thin Typer layer over the library."""
+"""Commands for the scale library: list, show, verify, score, and the MedCalc-Bench harness."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from medagent.cli._common import JsonFlag, fail, print_json
 from medagent.errors import MedAgentError
 
-app = typer.Typer(
-    help="medagent: clinical scales with provenance, explanations and guidance.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 scales_app = typer.Typer(help="Browse and check the scale library.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure medagent against benchmarks.", no_args_is_help=True)
-app.add_typer(scales_app, name="scales")
-app.add_typer(eval_app, name="eval")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    sys.stderr.write(f"error: {message}\n")
-    raise typer.Exit(code)
 
 
 @scales_app.command("list")
@@ -51,7 +33,7 @@ def scales_list(as_json: JsonFlag = False) -> None:
         for s in scales
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     from rich.console import Console
     from rich.table import Table
@@ -79,13 +61,13 @@ def scales_show(scale_id: str, as_json: JsonFlag = False) -> None:
     try:
         scale = get_scale(scale_id)
     except MedAgentError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     data = scale.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     for ref, out in zip(scale.references, data["references"], strict=True):
         out["link"] = ref.link
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     from rich.console import Console
 
@@ -125,12 +107,12 @@ def scales_verify(
     try:
         scales = [get_scale(i) for i in scale_ids] if scale_ids else all_scales()
     except MedAgentError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     outcomes = [o for s in scales for o in verify_scale(s)]
     failed = [o for o in outcomes if not o.ok]
     if as_json:
-        _print_json(
+        print_json(
             {
                 "scales": len(scales),
                 "examples": len(outcomes),
@@ -150,12 +132,11 @@ def _parse_assignments(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            _fail(f"{pair!r}: write inputs as key=value, e.g. creatinine=1.2mg/dL")
+            fail(f"{pair!r}: write inputs as key=value, e.g. creatinine=1.2mg/dL")
         inputs[key.strip()] = value.strip()
     return inputs
 
 
-@app.command("score")
 def score(
     scale_id: str,
     assignments: Annotated[
@@ -170,10 +151,10 @@ def score(
     try:
         result = evaluate(get_scale(scale_id), inputs)
     except MedAgentError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         sys.stdout.write(result.explanation + "\n")
 
@@ -194,15 +175,15 @@ def eval_medcalc(
     from medagent.eval import medcalc
 
     if not csv_path.is_file():
-        _fail(f"{csv_path}: no such file")
+        fail(f"{csv_path}: no such file")
     if mode != "entities":
-        _fail(f"mode {mode!r} is not available (this build has: entities)")
+        fail(f"mode {mode!r} is not available (this build has: entities)")
     rows = medcalc.read_rows(csv_path)
     if calculator:
         rows = [r for r in rows if r.calculator_id in set(calculator)]
     report = medcalc.run_entities(rows).to_dict(mode=mode)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
     _print_medcalc(report, show)
 
@@ -242,7 +223,3 @@ def _print_medcalc(report: dict[str, Any], show: int) -> None:
             f"row {d['row']} [{d['calculator_id']}] label {d['label']} ours {d['ours']} "
             f"adjudicated {d['adjudicated']} {d['error'] or ''}"
         )
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()

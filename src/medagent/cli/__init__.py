@@ -1,0 +1,25 @@
+"""The medagent command line: thin Typer commands over the library, one module per area."""
+
+from __future__ import annotations
+
+import typer
+
+from medagent.cli import scales, secure
+
+app = typer.Typer(
+    help="medagent: clinical scales with provenance, explanations and guidance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(scales.scales_app, name="scales")
+app.add_typer(scales.eval_app, name="eval")
+app.command("score")(scales.score)
+app.add_typer(secure.keys_app, name="keys")
+app.command("seal")(secure.seal_command)
+app.command("open")(secure.open_command)
+app.add_typer(secure.audit_app, name="audit")
+app.add_typer(secure.link_app, name="gateway")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
