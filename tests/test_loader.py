@@ -90,6 +90,36 @@ BREAKAGES = [
     ("bad-id", _set("id", "Demo Score"), "id"),
     ("unknown-analyte", _set("inputs.0.analyte", "unobtainium"), "unknown analyte"),
     ("unknown-group", _set("inputs.1.group", "nowhere"), "unknown group"),
+    (
+        "guidance-unknown-reference",
+        _set("bands.1.guidance", [{"text": "X recommends Y.", "reference": "nope"}]),
+        "'nope' is not a reference key",
+    ),
+    (
+        "guidance-as-an-order",
+        _set("bands.1.guidance", [{"text": "Start anticoagulation.", "reference": "ref"}]),
+        "recommends or suggests",
+    ),
+    ("indications-no-cue", _set("indications", {"age": {"min": 18}}), "at least one cue"),
+    (
+        "indications-zh-not-chinese",
+        _set("indications", {"complaints": {"en": ["chest pain"], "zh": ["chest pain"]}}),
+        "no Chinese characters",
+    ),
+    ("indications-bad-setting", _set("indications", {"settings": ["garden"]}), "settings"),
+    (
+        "indications-bad-refresh",
+        _set("indications", {"settings": ["ed"], "refresh": "12 hours"}),
+        "ISO 8601 duration",
+    ),
+    (
+        "trigger-bad-unit",
+        _set(
+            "indications",
+            {"triggers": [{"label": "x", "loinc": ["1-8"], "unit": "furlongs", "gt": 1}]},
+        ),
+        "not a UCUM term",
+    ),
 ]
 
 
@@ -113,6 +143,22 @@ def test_loader_reports_every_problem_at_once(minimal_scale: dict[str, Any]) -> 
         scale_from_dict(minimal_scale)
     assert len(info.value.problems) == 3
     assert {p.path for p in info.value.problems} >= {"inputs.0(age).unit", "references", "examples"}
+
+
+def test_indications_and_guidance_load(minimal_scale: dict[str, Any]) -> None:
+    minimal_scale["indications"] = {
+        "settings": ["ed", "ward"],
+        "complaints": {"en": ["chest pain"], "zh": ["胸痛"]},
+        "triggers": [{"label": "troponin high", "loinc": ["6598-7"], "unit": "ug/L", "gt": 0.04}],
+        "refresh": "PT12H",
+    }
+    minimal_scale["bands"][1]["guidance"] = [
+        {"text": "The guideline recommends review.", "reference": "ref", "strength": "I"}
+    ]
+    scale = scale_from_dict(minimal_scale)
+    assert scale.indications is not None
+    assert scale.indications.complaints.zh == ("胸痛",)
+    assert scale.bands[1].guidance[0].strength == "I"
 
 
 def test_bad_yaml_is_reported() -> None:

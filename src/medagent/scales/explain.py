@@ -41,11 +41,16 @@ class _Layout:
         self.unit = f" {scale.output.unit}" if shows_unit else ""
         self.combine = {g.id: g.combine for g in scale.scoring.groups}
         self.band_lines: dict[str, str] = {}
+        refs = {r.key: r for r in scale.references}
         for band in scale.bands:
             text = f"  Band: {band.label} ({band.describe('score')})"
-            self.band_lines[band.id] = (
-                f"{text}: {band.interpretation}" if band.interpretation else text
-            )
+            lines = [f"{text}: {band.interpretation}" if band.interpretation else text]
+            for advice in band.guidance:
+                ref = refs[advice.reference]
+                strength = f" [{advice.strength}]" if advice.strength else ""
+                link = f" {ref.link}" if ref.link else ""
+                lines.append(f"  Guideline: {advice.text}{strength} ({ref.citation}{link})")
+            self.band_lines[band.id] = "\n".join(lines)
         labels = [(i.id, i.label, i.group) for i in scale.inputs]
         labels += [(i.id, i.label, i.group) for i in scale.scoring.items]
         self.item_prefix = {i: f"    {label}" for i, label, _ in labels}
@@ -169,6 +174,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             "id": result.band.id,
             "label": result.band.label,
             "interpretation": result.band.interpretation,
+            "guidance": [_guidance(scale, g) for g in result.band.guidance],
         },
         "items": [
             {
@@ -215,6 +221,16 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             for r in scale.references
         ],
         "explanation": result.explanation,
+    }
+
+
+def _guidance(scale: Any, advice: Any) -> dict[str, Any]:
+    ref = next(r for r in scale.references if r.key == advice.reference)
+    return {
+        "text": advice.text,
+        "strength": advice.strength,
+        "citation": ref.citation,
+        "link": ref.link,
     }
 
 

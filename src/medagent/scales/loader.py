@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,6 +67,8 @@ def check_scale(scale: Scale) -> Iterable[Problem]:
     yield from _check_output(scale)
     yield from _check_references(scale)
     yield from _check_examples(scale)
+    yield from _check_guidance(scale)
+    yield from _check_indications(scale)
 
 
 def _check_unique(path: str, ids: list[str]) -> Iterable[Problem]:
@@ -237,6 +240,68 @@ def _check_references(scale: Scale) -> Iterable[Problem]:
         yield Problem("references", "at least one reference needs a DOI or a PMID")
     if sum(r.primary for r in scale.references) > 1:
         yield Problem("references", "only one reference can be primary")
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+
+
+def _check_guidance(scale: Scale) -> Iterable[Problem]:
+    refs = {r.key for r in scale.references}
+    for n, band in enumerate(scale.bands):
+        for m, advice in enumerate(band.guidance):
+            path = f"bands.{n}({band.id}).guidance.{m}"
+            if advice.reference not in refs:
+                yield Problem(f"{path}.reference", f"{advice.reference!r} is not a reference key")
+            if (
+                "recommend" not in advice.text.casefold()
+                and "suggest" not in advice.text.casefold()
+            ):
+                yield Problem(
+                    f"{path}.text", "phrase it as what the guideline recommends or suggests"
+                )
+
+
+def _check_indications(scale: Scale) -> Iterable[Problem]:
+    ind = scale.indications
+    if ind is None:
+        return
+    for lang, terms in (
+        ("en", ind.complaints.en + ind.findings.en),
+        ("zh", ind.complaints.zh + ind.findings.zh),
+    ):
+        for term in terms:
+            if not term.strip():
+                yield Problem(f"indications.{lang}", "empty term")
+            if lang == "zh" and not _CJK.search(term):
+                yield Problem("indications.zh", f"{term!r} has no Chinese characters")
+    if ind.age.min is not None and ind.age.max is not None and ind.age.min > ind.age.max:
+        yield Problem("indications.age", "min above max")
+    for n, trigger in enumerate(ind.triggers):
+        try:
+            normalize_unit(trigger.unit)
+        except UnitError as exc:
+            yield Problem(f"indications.triggers.{n}.unit", str(exc))
+        if trigger.analyte is not None and trigger.analyte not in analytes():
+            yield Problem(
+                f"indications.triggers.{n}.analyte", f"unknown analyte {trigger.analyte!r}"
+            )
+        if not trigger.loinc:
+            yield Problem(f"indications.triggers.{n}.loinc", "a trigger needs LOINC codes")
+    if ind.refresh is not None and not _DURATION.match(ind.refresh):
+        yield Problem("indications.refresh", f"{ind.refresh!r} is not an ISO 8601 duration")
+    cues = (
+        ind.settings
+        or ind.conditions.icd10
+        or ind.conditions.snomed
+        or ind.medications.atc
+        or ind.medications.rxnorm
+        or ind.complaints.en
+        or ind.findings.en
+        or ind.triggers
+    )
+    if not cues:
+        yield Problem("indications", "give at least one cue: settings, codes, terms or triggers")
 
 
 def _check_examples(scale: Scale) -> Iterable[Problem]:

@@ -260,6 +260,14 @@ class Output(_Frozen):
     display: Literal["plain", "weeks_days"] = "plain"
 
 
+class Guidance(_Frozen):
+    """What a guideline recommends at a result, phrased as the guideline's recommendation."""
+
+    text: str  # "The 2024 ESC guideline recommends …", never an order
+    reference: str  # a reference key of the scale
+    strength: str | None = None  # e.g. "Class I, level A"
+
+
 class Band(Interval):
     """An interpretation band of the score."""
 
@@ -267,6 +275,49 @@ class Band(Interval):
     label: str
     interpretation: str = ""
     severity: Literal["none", "low", "moderate", "high", "critical"] | None = None
+    guidance: tuple[Guidance, ...] = ()
+
+
+Setting = Literal["ed", "icu", "ward", "clinic", "preop"]
+
+
+class Terms(_Frozen):
+    """Words that point to a scale, in English and Simplified Chinese."""
+
+    en: tuple[str, ...] = ()
+    zh: tuple[str, ...] = ()
+
+
+class Trigger(Interval):
+    """A lab or vital-sign value that suggests the scale (e.g. creatinine above 1.5 mg/dL)."""
+
+    label: str
+    loinc: tuple[str, ...]
+    unit: str  # UCUM; the bounds are in this unit
+    analyte: str | None = None
+
+
+class AgeLimits(_Frozen):
+    """The ages (in years) a scale was made for."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class Indications(_Frozen):
+    """When a scale fits a patient: data for the recommender, never code."""
+
+    settings: tuple[Setting, ...] = ()
+    departments: tuple[str, ...] = ()
+    age: AgeLimits = AgeLimits()
+    sex: Literal["female", "male"] | None = None
+    pregnancy: Literal["required", "excluded"] | None = None
+    conditions: Codes = Codes()  # diagnoses that call for the scale (ICD-10 prefixes, SNOMED)
+    medications: Codes = Codes()  # drugs that call for it (ATC prefixes, RxNorm)
+    complaints: Terms = Terms()  # chief complaints
+    findings: Terms = Terms()  # history, diagnoses and findings as written in notes
+    triggers: tuple[Trigger, ...] = ()
+    refresh: str | None = None  # ISO 8601 duration after which an unchanged result is stale
 
 
 class Reference(_Frozen):
@@ -339,6 +390,7 @@ class Scale(_Frozen):
     output: Output
     bands: tuple[Band, ...] = ()
     bands_note: str | None = None
+    indications: Indications | None = None
     notes: tuple[str, ...] = ()
     references: tuple[Reference, ...]
     examples: tuple[Example, ...]
