@@ -318,6 +318,9 @@ class Indications(_Frozen):
     findings: Terms = Terms()  # history, diagnoses and findings as written in notes
     triggers: tuple[Trigger, ...] = ()
     refresh: str | None = None  # ISO 8601 duration after which an unchanged result is stale
+    # Scales that answer the same question in different ways (the QTc formulas, the eGFR
+    # equations) share a family and are recommended as one entry with their variants.
+    family: Annotated[str | None, Field(pattern=_ID)] = None
 
 
 class Reference(_Frozen):
