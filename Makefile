@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: demo test lint typecheck unit bench clean
+# Debian packages that integration tests start themselves on 127.0.0.1 (never as services).
+SYSTEM_PACKAGES := postgresql
+
+.PHONY: demo test lint typecheck unit bench clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,7 +29,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-unit: $(STAMP)
+# Installs what the integration tests need when we are root (CI, a fresh machine); without root
+# the tests that need a missing server skip with the reason (and fail under CI=true).
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	else \
+		echo "note: cannot install$$missing without root; tests that need them will skip"; \
+	fi
+
+unit: $(STAMP) system-deps
 	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medagent.cli import scales, secure
+from medagent.cli import record, scales, secure
 
 app = typer.Typer(
     help="medagent: clinical scales with provenance, explanations and guidance.",
@@ -19,6 +19,8 @@ app.command("seal")(secure.seal_command)
 app.command("open")(secure.open_command)
 app.add_typer(secure.audit_app, name="audit")
 app.add_typer(secure.link_app, name="gateway")
+app.command("import")(record.import_command)
+app.command("patients")(record.patients_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

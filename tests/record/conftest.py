@@ -1,0 +1,84 @@
+"""Record-store fixtures: a store on SQLite and on a throwaway PostgreSQL server, data paths."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medagent.record import RecordStore
+from medagent.record.pgtemp import PostgresUnavailableError, TempPostgres
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
+RUBEN = FIXTURES / "synthea_ruben_labadie.json"
+PRECIOUS = FIXTURES / "synthea_precious_stark.json"
+SYNTHEA_40 = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-40.tar.xz"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of the one long test (all 40 Synthea patients)."""
+    config.addinivalue_line("markers", "synthea40: imports all 40 Synthea patients (slow, ~30 s)")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TempPostgres]:
+    """A PostgreSQL server for the session; skipped when unavailable, but a failure under CI."""
+    try:
+        server = TempPostgres().start()
+    except PostgresUnavailableError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
+    """An empty store, once on SQLite and once on PostgreSQL (fresh database per test)."""
+    if request.param == "sqlite":
+        with RecordStore.open(str(tmp_path / "record.db")) as opened:
+            yield opened
+        return
+    server: TempPostgres = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = server.create_database(name)
+    with RecordStore.open(url) as opened:
+        yield opened
+    server.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[RecordStore]:
+    """An empty SQLite store (for tests that do not depend on the database)."""
+    with RecordStore.open(str(tmp_path / "record.db")) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def synthea40(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 40 Synthea bundles extracted, or a skip with the reason when the data is absent."""
+    if not SYNTHEA_40.is_file():
+        pytest.skip(f"Synthea data not found at {SYNTHEA_40} (see shared/data/README.md)")
+    target = tmp_path_factory.mktemp("synthea40")
+    with tarfile.open(SYNTHEA_40) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+@pytest.fixture
+def ruben() -> Path:
+    """A trimmed Synthea bundle: a man who died as an infant (small, ~200 resources)."""
+    return RUBEN
+
+
+@pytest.fixture
+def precious() -> Path:
+    """A trimmed Synthea bundle: conditions resolved and active, medications, notes."""
+    return PRECIOUS
