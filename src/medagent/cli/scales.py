@@ -163,8 +163,13 @@ def score(
 def eval_medcalc(
     csv_path: Annotated[Path, typer.Argument(help="A MedCalc-Bench CSV (e.g. the dev half).")],
     mode: Annotated[
-        str, typer.Option(help="entities: from the rows' Relevant Entities.")
+        str,
+        typer.Option(help="entities: the rows' Relevant Entities; notes: the Patient Note only."),
     ] = "entities",
+    extractor: Annotated[str, typer.Option(help="Notes mode: rules | llm | both.")] = "rules",
+    failures: Annotated[
+        Path | None, typer.Option(help="Notes mode: write every failure (JSON lines) here.")
+    ] = None,
     calculator: Annotated[
         list[int] | None, typer.Option("--calculator", "-c", help="Only these calculator ids.")
     ] = None,
@@ -176,12 +181,20 @@ def eval_medcalc(
 
     if not csv_path.is_file():
         fail(f"{csv_path}: no such file")
-    if mode != "entities":
-        fail(f"mode {mode!r} is not available (this build has: entities)")
+    if mode not in ("entities", "notes"):
+        fail(f"mode {mode!r} is not available (entities, notes)")
     rows = medcalc.read_rows(csv_path)
     if calculator:
         rows = [r for r in rows if r.calculator_id in set(calculator)]
-    report = medcalc.run_entities(rows).to_dict(mode=mode)
+    try:
+        if mode == "notes":
+            from medagent.cli.notes import eval_notes
+
+            report = eval_notes(rows, extractor=extractor, failures=failures)
+        else:
+            report = medcalc.run_entities(rows).to_dict(mode=mode)
+    except MedAgentError as exc:
+        fail(str(exc))
     if as_json:
         print_json(report)
         return
