@@ -110,3 +110,8 @@ def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
 # 36.999999999998785 °C); it is now measured over a wide span.
 def test_temperature_conversion_keeps_its_digits() -> None:
     assert abs(convert(98.6, "[degF]", "Cel") - 37.0) < 1e-12
+
+
+# Regression: UCUM's [pH] (used by Synthea and by LOINC for pH) was not a unit medagent knew.
+def test_ph_is_a_known_unit() -> None:
+    assert normalize_unit("[pH]") == "[pH]"

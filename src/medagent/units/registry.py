@@ -53,6 +53,7 @@ _ATOM_TO_PINT: dict[str, str] = {
     "U": "enzyme_unit",
     "%": "percent",
     "1": "dimensionless",
+    "[pH]": "dimensionless",  # pH is a number; medagent never converts it to another unit
     "ug": "microgram",
     "umol": "micromole",
     "uL": "microliter",
