@@ -173,11 +173,11 @@ def test_library_parses_yaml_once_and_reads_json_after(tmp_path: Path) -> None:
         out = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
         )
-        assert out.stdout.strip() == "1.0.0", out.stderr
+        assert out.stdout.strip() == "1.1.0", out.stderr
     (cached,) = (tmp_path / "scales").glob("bmi-*.json")
     # A damaged cache file is ignored and rebuilt, never trusted.
     cached.write_text("[")
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
-    assert out.stdout.strip() == "1.0.0", out.stderr
+    assert out.stdout.strip() == "1.1.0", out.stderr
