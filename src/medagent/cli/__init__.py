@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medagent.cli import notes, record, scales, secure
+from medagent.cli import notes, record, scales, sdc, secure
 
 app = typer.Typer(
     help="medagent: clinical scales with provenance, explanations and guidance.",
@@ -22,6 +22,8 @@ app.add_typer(secure.link_app, name="gateway")
 app.command("import")(record.import_command)
 app.command("patients")(record.patients_command)
 app.command("extract")(notes.extract_command)
+app.add_typer(sdc.sdc_app, name="sdc")
+app.command("questionnaire")(sdc.questionnaire_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,1 @@
+"""Tests of the FHIR SDC export, extraction and FHIRPath interoperability."""
