@@ -13,6 +13,20 @@ if TYPE_CHECKING:
     from medagent.scales.model import Scale
 
 
+_UNITS: dict[int, tuple[object, dict[str, tuple[str | None, str | None]]]] = {}
+
+
+def declared_units(scale: Scale) -> dict[str, tuple[str | None, str | None]]:
+    """Unit and analyte of every input and derived value of a scale, built once per scale."""
+    cached = _UNITS.get(id(scale))
+    if cached is not None and cached[0] is scale:
+        return cached[1]
+    table: dict[str, tuple[str | None, str | None]] = {d.id: (d.unit, None) for d in scale.derived}
+    table.update({i.id: (i.unit, i.analyte) for i in scale.inputs})
+    _UNITS[id(scale)] = (scale, table)
+    return table
+
+
 class NeedInput(Exception):  # noqa: N818 - control flow, not an error shown to anyone
     """Raised inside a formula when it asks for an input that was not given."""
 
@@ -60,14 +74,9 @@ class FormulaContext:
         number = float(value)
         if unit is None:
             return number
-        spec = next((i for i in self.scale.inputs if i.id == input_id), None)
-        declared = spec.unit if spec is not None else None
-        if declared is None:
-            derived = next((d for d in self.scale.derived if d.id == input_id), None)
-            declared = derived.unit if derived is not None else None
+        declared, analyte = declared_units(self.scale).get(input_id, (None, None))
         if declared is None or declared == unit:
             return number
-        analyte = spec.analyte if spec is not None else None
         converted = convert(number, declared, unit, analyte)
         self.steps.append(
             Step(label=input_id, value=converted, detail=f"{number:g} {declared}", unit=unit)

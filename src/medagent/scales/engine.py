@@ -153,6 +153,7 @@ class _Plan:
     components: tuple[tuple[_Item, ...], ...] = ()
     probes: dict[str, tuple[object, ...]] = field(default_factory=dict)
     fast: Callable[[Mapping[str, object]], Result | None] | None = None
+    required: tuple[str, ...] = ()
 
 
 _PLANS: dict[int, tuple[Scale, _Plan]] = {}
@@ -213,6 +214,7 @@ def _compile(scale: Scale) -> _Plan:
         derived_deps=derived_deps,
         group_combine={g.id: g.combine for g in scale.scoring.groups},
     )
+    plan.required = tuple(i.id for i in scale.inputs if i.required)
     plan.components = _components(plan.items)
     plan.probes = {i.id: _probes(i, plan.items) for i in scale.inputs}
     from medagent.scales.compiled import compile_fast
@@ -788,7 +790,7 @@ def _finish_formula(
     scale = plan.scale
     fn = get_formula(scale.scoring.formula or "")
     assert fn is not None  # checked when the scale was loaded
-    required_missing = [i.id for i in scale.inputs if i.required and values.get(i.id) is None]
+    required_missing = [i for i in plan.required if values.get(i) is None]
     item_points = {r.id: r.points for r in scored if r.points is not None}
     if not required_missing:
         ctx = FormulaContext(scale=scale, values=values, item_points=item_points)
