@@ -569,52 +569,44 @@ def _finish_sum(
 ) -> Result:
     scale = plan.scale
     undetermined = [item for item, r in zip(plan.items, item_results, strict=True) if r is None]
+    not_needed: tuple[MissingInput, ...] = ()
     if not undetermined:
         total = _combine(plan, scored)
-        return Result(
-            scale=scale,
-            value=total,
-            complete=True,
-            band=scale.band_for(total),
-            items=scored,
-            steps=tuple(steps),
-            missing=(),
-            minimum=total,
-            maximum=total,
-            bounds_exact=True,
-            inputs=values,
-            conversions=conversions,
+    else:
+        missing_ids = sorted(
+            {d for item in undetermined for d in item.deps if values.get(d) is None}
         )
-    missing_ids = sorted({d for item in undetermined for d in item.deps if values.get(d) is None})
-    lo, hi, exact = _sum_bounds(plan, values)
-    if exact and lo is not None and lo == hi:
+        lo, hi, exact = _sum_bounds(plan, values)
+        if not (exact and lo is not None and lo == hi):
+            return _incomplete(
+                plan,
+                values=values,
+                conversions=conversions,
+                steps=steps,
+                scored=scored,
+                missing_ids=missing_ids,
+                lo=lo,
+                hi=hi,
+                exact=exact,
+            )
         # Every answer to what is missing gives the same total (a max group already at its
         # ceiling, a rule already positive): the score is known, and nothing was assumed.
-        return Result(
-            scale=scale,
-            value=lo,
-            complete=True,
-            band=scale.band_for(lo),
-            items=scored,
-            steps=tuple(steps),
-            missing=(),
-            minimum=lo,
-            maximum=hi,
-            bounds_exact=True,
-            inputs=values,
-            conversions=conversions,
-            not_needed=_missing_inputs(plan, missing_ids),
-        )
-    return _incomplete(
-        plan,
-        values=values,
+        total = lo
+        not_needed = _missing_inputs(plan, missing_ids)
+    return Result(
+        scale=scale,
+        value=total,
+        complete=True,
+        band=scale.band_for(total),
+        items=scored,
+        steps=tuple(steps),
+        missing=(),
+        minimum=total,
+        maximum=total,
+        bounds_exact=True,
+        inputs=values,
         conversions=conversions,
-        steps=steps,
-        scored=scored,
-        missing_ids=missing_ids,
-        lo=lo,
-        hi=hi,
-        exact=exact,
+        not_needed=not_needed,
     )
 
 
