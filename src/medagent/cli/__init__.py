@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medagent.cli import notes, record, scales, sdc, secure
+from medagent.cli import notes, recommend, record, scales, sdc, secure
 
 app = typer.Typer(
     help="medagent: clinical scales with provenance, explanations and guidance.",
@@ -24,6 +24,9 @@ app.command("patients")(record.patients_command)
 app.command("extract")(notes.extract_command)
 app.add_typer(sdc.sdc_app, name="sdc")
 app.command("questionnaire")(sdc.questionnaire_command)
+app.command("recommend")(recommend.recommend_command)
+scales.eval_app.command("recommend")(recommend.eval_recommend_command)
+scales.eval_app.command("vignettes")(recommend.eval_vignettes_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point
