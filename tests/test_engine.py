@@ -32,7 +32,7 @@ def test_complete_points_result_carries_id_version_references_and_items() -> Non
     )
     assert result.complete
     assert result.value == 3
-    assert (result.scale_id, result.scale_version) == ("cha2ds2_vasc", "1.1.0")
+    assert (result.scale_id, result.scale_version) == ("cha2ds2_vasc", "1.1.1")
     assert result.band is not None and result.band.id == "moderate_high"
     assert {i.id: i.points for i in result.items}["age"] == 1
     assert result.references[0].doi == "10.1378/chest.09-1584"

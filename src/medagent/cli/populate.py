@@ -78,10 +78,16 @@ def _print_population(population: Population, evaluation: Evaluation) -> None:
     )
     table = Table(title=title)
     for col in ("input", "value", "source", "time", "rule"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", ratio=3 if col == "rule" else 2)
     for filled in population.filled.values():
         prov = filled.provenance
-        shown = f"{filled.value}" if filled.unit is None else f"{filled.value:g} {filled.unit}"
+        value = filled.value
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, float):
+            shown = f"{value:.6g}" + (f" {filled.unit}" if filled.unit else "")
+        else:
+            shown = str(value)
         if prov.conversion:
             shown += f"\n({prov.conversion})"
         source = prov.reference or (
@@ -110,8 +116,7 @@ def _print_population(population: Population, evaluation: Evaluation) -> None:
         console.print(missing)
     for note in population.notes:
         console.print(f"note: {note}")
-    sys.stdout.flush()
-    console.print(evaluation.result.explanation, markup=False, highlight=False)
+    sys.stdout.write(evaluation.result.explanation + "\n")
 
 
 def override_command(

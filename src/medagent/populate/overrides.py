@@ -1,0 +1,126 @@
+"""Clinician overrides kept in the store's database, so that they survive restarts."""
+
+from __future__ import annotations
+
+import weakref
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from medagent.populate.errors import PopulateError
+from medagent.populate.model import Override
+
+if TYPE_CHECKING:
+    from medagent.record.store import RecordStore
+
+VERSION_TABLE = "populate_alembic_version"
+
+metadata = sa.MetaData()
+
+overrides_table = sa.Table(
+    "populate_override",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), nullable=False),
+    sa.Column("scale_id", sa.String(64), nullable=False),
+    sa.Column("input_id", sa.String(64), nullable=False),
+    sa.Column("value", sa.Text(), nullable=False),  # as entered, e.g. "true", "1.4 mg/dL"
+    sa.Column("entered_by", sa.String(255), nullable=False),
+    sa.Column("entered_at", sa.DateTime(), nullable=False),  # naive UTC
+)
+sa.Index(
+    "ix_populate_override_lookup",
+    overrides_table.c.patient_id,
+    overrides_table.c.scale_id,
+    overrides_table.c.input_id,
+)
+
+# Engines whose override table is known to be current (weak: a new engine is checked again).
+_MIGRATED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the override table (Alembic; version table `populate_alembic_version`)."""
+    if engine in _MIGRATED:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    with resources.as_file(resources.files("medagent.populate") / "migrations") as script_dir:
+        config = Config()
+        config.set_main_option("script_location", str(script_dir))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    _MIGRATED.add(engine)
+
+
+def _naive_utc(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+def save_override(
+    store: RecordStore,
+    *,
+    scale_id: str,
+    patient_id: str,
+    input_id: str,
+    value: str,
+    user: str,
+    at: datetime | None = None,
+) -> Override:
+    """Store a clinician's value for one input of one scale; it wins over the record from then on.
+
+    The value is checked against the scale's input (type, unit, range) before it is stored.
+    """
+    from medagent.errors import InputError
+    from medagent.scales import get_scale
+    from medagent.scales.engine import normalize_inputs
+
+    if not user.strip():
+        raise PopulateError("an override needs the name of the user who enters it")
+    scale = get_scale(scale_id)
+    if input_id not in scale.input_ids:
+        raise PopulateError(f"{input_id!r} is not an input of {scale_id}")
+    try:
+        normalize_inputs(scale, {input_id: value})
+    except InputError as error:
+        raise PopulateError(str(error)) from error
+    entered_at = _naive_utc(at or datetime.now(UTC))
+    migrate(store.engine)
+    with store.engine.begin() as conn:
+        conn.execute(
+            overrides_table.insert().values(
+                patient_id=patient_id,
+                scale_id=scale_id,
+                input_id=input_id,
+                value=value,
+                entered_by=user,
+                entered_at=entered_at,
+            )
+        )
+    return Override(input_id, value, user, entered_at, scale_id=scale_id, patient_id=patient_id)
+
+
+def stored_overrides(
+    store: RecordStore, *, scale_id: str | None, patient_id: str, at: datetime | None = None
+) -> list[Override]:
+    """The overrides of a patient (for one scale, or all) entered at or before ``at``, oldest
+    first."""
+    migrate(store.engine)
+    t = overrides_table.c
+    stmt = sa.select(overrides_table).where(t.patient_id == patient_id)
+    if scale_id is not None:
+        stmt = stmt.where(t.scale_id == scale_id)
+    if at is not None:
+        stmt = stmt.where(t.entered_at <= _naive_utc(at))
+    stmt = stmt.order_by(t.entered_at, t.id)
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        Override(r.input_id, r.value, r.entered_by, r.entered_at, r.scale_id, r.patient_id)
+        for r in rows
+    ]
