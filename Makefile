@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
 # Debian packages that integration tests start themselves on 127.0.0.1 (never as services).
-SYSTEM_PACKAGES := postgresql
+SYSTEM_PACKAGES := postgresql chromium redis-server
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 
@@ -16,11 +16,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
+# The demo: the bundled demo patients in a local SQLite file, the service on 127.0.0.1:8000.
+DEMO_DB ?= $(CURDIR)/.demo/medagent.db
+
 demo: $(STAMP)
+	@mkdir -p $(dir $(DEMO_DB))
 	$(BIN)/medagent scales list
 	$(BIN)/medagent score cha2ds2_vasc age=72 sex=female chf=false hypertension=true diabetes=false stroke=false tia=false thromboembolism=false vascular_disease=false
-	$(BIN)/medagent score bmi weight=150lb height=65in
-	$(BIN)/medagent score cha2ds2_vasc age=80 sex=male
+	$(BIN)/medagent recommend --text "72-year-old woman with atrial fibrillation and hypertension, palpitations for three days"
+	MEDAGENT_DB=sqlite:///$(DEMO_DB) $(BIN)/medagent serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -47,8 +51,15 @@ unit: $(STAMP) system-deps
 test: lint typecheck unit
 	$(BIN)/medagent scales verify
 
-bench: $(STAMP)
-	$(BIN)/python bench/run.py --data $(DATA)
+# Benchmarks print JSON; each also lands in bench/results/NAME.json.
+BENCHES := run record_bench notes_bench recommend_bench populate_bench secure_bench service_bench monitor_bench
+
+bench: $(STAMP) system-deps
+	@mkdir -p bench/results
+	@for b in $(BENCHES); do \
+		echo "== $$b"; \
+		$(BIN)/python bench/$$b.py --data $(DATA) | tee bench/results/$$b.json || exit 1; \
+	done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo bench/results test-artifacts

@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every benchmark and print one JSON document."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke test")
+    parser.add_argument("--data", help="accepted for `make bench`; this benchmark needs no data")
     args = parser.parse_args(argv)
     handshakes, bulk_mib, rounds, records = (20, 8, 1, 300) if args.quick else (200, 32, 15, 3000)
     from cryptography.hazmat.backends.openssl.backend import backend

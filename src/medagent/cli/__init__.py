@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from medagent.cli import notes, recommend, record, scales, sdc, secure
+from medagent.cli import (
+    monitor,
+    notes,
+    populate,
+    recommend,
+    record,
+    scales,
+    sdc,
+    secure,
+    service,
+)
 
 app = typer.Typer(
     help="medagent: clinical scales with provenance, explanations and guidance.",
@@ -27,6 +37,11 @@ app.command("questionnaire")(sdc.questionnaire_command)
 app.command("recommend")(recommend.recommend_command)
 scales.eval_app.command("recommend")(recommend.eval_recommend_command)
 scales.eval_app.command("vignettes")(recommend.eval_vignettes_command)
+app.command("populate")(populate.populate_command)
+app.command("override")(populate.override_command)
+app.command("serve")(service.serve)
+app.add_typer(monitor.monitor_app, name="monitor")
+app.command("replay")(monitor.replay_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point
