@@ -207,10 +207,10 @@ def provenance(
 
     agents: list[Json] = []
     if author:
-        agents.append({"type": _participant("author", "Author"), "who": {"reference": author}})
+        agents.append({"type": participant("author", "Author"), "who": {"reference": author}})
     agents.append(
         {
-            "type": _participant("assembler", "Assembler"),
+            "type": participant("assembler", "Assembler"),
             "who": {"display": f"medagent {__version__}"},
         }
     )
@@ -226,7 +226,8 @@ def provenance(
     return resource
 
 
-def _participant(code: str, display: str) -> Json:
+def participant(code: str, display: str) -> Json:
+    """A Provenance participant type (author, assembler, enterer …)."""
     return {"coding": [{"system": PROVENANCE_PARTICIPANT_TYPE, "code": code, "display": display}]}
 
 

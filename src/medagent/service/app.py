@@ -14,7 +14,17 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
 from medagent.service import problems
-from medagent.service.routers import auth, cds, imports, pages, patients, scales, selfassess, smart
+from medagent.service.routers import (
+    auth,
+    cds,
+    imports,
+    pages,
+    patients,
+    scales,
+    sdc,
+    selfassess,
+    smart,
+)
 from medagent.service.settings import Settings
 from medagent.service.state import ServiceState
 
@@ -103,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.svc = state
     problems.install(app)
-    for router in (scales, patients, imports, cds, auth, smart, pages, selfassess):
+    for router in (scales, patients, imports, cds, auth, smart, pages, selfassess, sdc):
         app.include_router(router.router)
     housekeeping = mount_monitor(app, state) if settings.monitor else None
     app.router.lifespan_context = lifespan_with(housekeeping)
