@@ -12,6 +12,7 @@ from medagent.populate.model import (
     Reason,
     UnfilledInput,
 )
+from medagent.populate.notes import with_note_suggestions
 from medagent.populate.overrides import save_override, stored_overrides
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "record_bound",
     "save_override",
     "stored_overrides",
+    "with_note_suggestions",
 ]

@@ -25,6 +25,7 @@ class Reason(StrEnum):
 
 
 ABSENCE_NOT_EVIDENCE = "no record of it; absence is not evidence of absence"
+NOTE_SPAN = "note span"  # provenance source of a value read from a clinical note
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,10 @@ class Provenance:
     entered_by: str | None = None
     entered_at: datetime | None = None
     candidates: int = 1  # how many record values the rule chose among
+    # For a value read from a note ("note span"): where in the note, and the words themselves.
+    span_start: int | None = None
+    span_end: int | None = None
+    quote: str | None = None
 
     @property
     def reference(self) -> str | None:
@@ -55,6 +60,8 @@ class Provenance:
         if self.source == "user":
             when = self.entered_at.isoformat(timespec="minutes") if self.entered_at else "?"
             return f"entered by user {self.entered_by} at {when}"
+        if self.source == NOTE_SPAN:
+            return f"{self.reference} [{self.span_start}:{self.span_end}] “{self.quote}”"
         parts = [self.reference or self.source]
         if self.effective is not None:
             parts.append(self.effective.isoformat(timespec="minutes"))
@@ -76,6 +83,9 @@ class Provenance:
             "entered_by": self.entered_by,
             "entered_at": self.entered_at.isoformat() if self.entered_at else None,
             "candidates": self.candidates,
+            "span_start": self.span_start,
+            "span_end": self.span_end,
+            "quote": self.quote,
         }
 
 
@@ -167,6 +177,9 @@ class Population:
     filled: Mapping[str, FilledInput]
     unfilled: Mapping[str, UnfilledInput]
     notes: tuple[str, ...] = field(default=())
+    # Values a clinical note states for inputs the structured record left unfilled. They rank
+    # below structured data and are never used until a clinician confirms one (an override).
+    suggestions: Mapping[str, FilledInput] = field(default_factory=dict)
 
     @property
     def inputs(self) -> dict[str, object]:
@@ -193,4 +206,5 @@ class Population:
             "filled": [f.to_dict() for f in self.filled.values()],
             "unfilled": [u.to_dict() for u in self.unfilled.values()],
             "notes": list(self.notes),
+            "suggestions": [f.to_dict() for f in self.suggestions.values()],
         }

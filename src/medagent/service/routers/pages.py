@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from medagent.errors import InputError, MedAgentError
+from medagent.errors import InputError
 from medagent.service import db
 from medagent.service.assess import (
     assess_patient,
@@ -53,45 +53,39 @@ def patient_page(
     )
 
 
-def _note_value(value: Any) -> str:
-    if isinstance(value, tuple) and len(value) == 2:
-        return f"{value[0]:g} {value[1]}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def note_suggestions(
-    store: Any, patient_id: str, scale: Any, unfilled: set[str]
-) -> dict[str, dict[str, Any]]:
+def note_suggestions(store: Any, population: Any) -> dict[str, dict[str, Any]]:
     """Values the latest note states for inputs the record left unfilled, with the note span.
 
     They are offered, not applied: the clinician accepts one with a click, which records it as
     an override (who and when), so nothing read from free text is used unconfirmed.
     """
-    from medagent.notes.rules import extract_rules
+    from medagent.populate import with_note_suggestions
 
-    notes = store.notes(patient_id)
-    if not notes or not unfilled:
-        return {}
-    note = notes[-1]
-    try:
-        extraction = extract_rules(scale, note.text)
-    except MedAgentError:
+    offered = with_note_suggestions(population, store=store).suggestions
+    if not offered:
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for input_id, filled in extraction.filled.items():
-        if input_id not in unfilled:
-            continue
-        span = filled.chosen.span
+    texts: dict[str, str] = {}
+    for input_id, filled in offered.items():
+        prov = filled.provenance
+        note_id = prov.resource_id or ""
+        if note_id not in texts:
+            notes = store.notes(population.patient_id)
+            texts[note_id] = next((n.text for n in notes if n.resource_id == note_id), "")
+        text = texts[note_id]
+        start, end = prov.span_start or 0, prov.span_end or 0
+        value = filled.value
+        shown = "true" if value is True else "false" if value is False else str(value)
+        if isinstance(value, float):
+            shown = f"{value:g} {filled.unit or ''}".strip()
         out[input_id] = {
-            "value": _note_value(filled.value),
-            "span": span.text,
-            "before": note.text[max(0, span.start - 80) : span.start],
-            "after": note.text[span.end : span.end + 80],
-            "reference": f"DocumentReference/{note.resource_id}",
-            "date": note.date.isoformat(timespec="minutes") if note.date else None,
-            "rule": filled.rule,
+            "value": shown,
+            "span": prov.quote,
+            "before": text[max(0, start - 80) : start],
+            "after": text[end : end + 80],
+            "reference": prov.reference,
+            "date": prov.effective.isoformat(timespec="minutes") if prov.effective else None,
+            "rule": prov.rule,
         }
     return out
 
@@ -117,7 +111,7 @@ def scale_page(
         result = None
         problems = [str(p) for p in exc.problems]
     history = db.list_assessments(state.engine, patient_id=patient_id, scale_id=scale.id)
-    from_note = note_suggestions(state.store, patient_id, scale, set(population.unfilled))
+    from_note = note_suggestions(state.store, population)
     items = []
     for spec in scale.inputs:
         filled = population.filled.get(spec.id)
