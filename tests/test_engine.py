@@ -280,3 +280,13 @@ def test_large_component_is_bounded_item_by_item(minimal_scale: dict[str, Any]) 
     result = evaluate(scale, {"age": 50, "smoker": False, "grade": "low"})
     assert (result.minimum, result.maximum) == (0, 1)
     assert result.bounds_exact
+
+
+# Regression: a result's inputs listed the derived values (MAP, P/F ratio) as if they had been
+# given; they belong to the steps of the computation, not to the inputs.
+def test_result_inputs_are_only_the_given_inputs() -> None:
+    scale = get_scale("sofa")
+    given = {"sbp": 100, "dbp": 60, "pao2": 80, "fio2": 40}
+    result = evaluate(scale, given)
+    assert set(result.inputs) <= set(scale.input_ids)
+    assert not {d.id for d in scale.derived} & set(result.inputs)

@@ -210,3 +210,69 @@ def _print_vignettes(report: VignetteReport) -> None:
             f"[dim]{fail_row['id']}: missing {fail_row['missing']}, wrong {fail_row['wrong']},"
             f" got {fail_row['got']}[/dim]"
         )
+
+
+def assess_command(
+    patient: Annotated[str, typer.Argument(help="Patient id in the record store.")],
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="As of this time (ISO 8601; default now).", show_default=False),
+    ] = None,
+    setting: SettingOption = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many entries (1-10).")] = 5,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL or SQLite path (default: $MEDAGENT_DB).", show_default=False
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recommend, populate and score in one go: results, missing items and guidance."""
+    from medagent.errors import MedAgentError
+    from medagent.recommend import assess
+    from medagent.record.db import default_url
+    from medagent.record.store import RecordStore
+
+    try:
+        when = datetime.fromisoformat(at) if at else None
+    except ValueError:
+        fail(f"--at {at!r} is not an ISO 8601 time")
+    try:
+        with RecordStore.open(db or default_url()) as store:
+            outcome = assess(store, patient, at=when, setting=setting, limit=limit)
+    except MedAgentError as error:
+        fail(str(error))
+    if as_json:
+        print_json(outcome.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    ctx = outcome.recommendation.context
+    console.print(f"[bold]{patient}[/bold] as of {ctx.as_of:%Y-%m-%d %H:%M}")
+    if not outcome.assessed:
+        console.print("No scale is indicated by what is known.")
+        return
+    table = Table(show_lines=True)
+    for column in ("Scale", "Result", "From the record", "Still needed (who can answer)"):
+        table.add_column(column)
+    for item in outcome.assessed:
+        result = item.evaluation.result
+        if result.complete:
+            shown = result.display + (f" — {result.band.label}" if result.band else "")
+        elif result.minimum is not None and result.maximum is not None:
+            shown = f"incomplete: {result.minimum:g} to {result.maximum:g}"
+        else:
+            shown = "incomplete"
+        if result.band is not None:
+            for advice in result.band.guidance:
+                shown += f"\n[dim]{advice.text}[/dim]"
+        filled = "\n".join(
+            f"{f.id} = {f.value}  [dim]{f.provenance.describe()}[/dim]"
+            for f in item.population.filled.values()
+        )
+        needed = "\n".join(f"{m.label} ({', '.join(m.answerable_by)})" for m in result.missing)
+        table.add_row(result.scale.title, shown, filled or "—", needed or "—")
+    console.print(table)

@@ -1,5 +1,6 @@
 """Which scales fit this patient now, and why: from the record at a time, or from free text."""
 
+from medagent.recommend.assess import Assessed, Assessment, assess
 from medagent.recommend.context import (
     Code,
     Obs,
@@ -25,6 +26,8 @@ from medagent.recommend.engine import (
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "Assessed",
+    "Assessment",
     "Code",
     "Entry",
     "Exclusion",
@@ -36,6 +39,7 @@ __all__ = [
     "RecommendError",
     "Recommendation",
     "ScaleMatch",
+    "assess",
     "from_record",
     "from_text",
     "recommend",

@@ -533,13 +533,25 @@ def evaluate(scale: Scale, inputs: Mapping[str, object]) -> Result:
     if plan.fast is not None:
         quick = plan.fast(inputs)
         if quick is not None:
-            return quick
+            return _given_only(plan, quick)
     return interpret(scale, inputs)
+
+
+def _given_only(plan: _Plan, result: Result) -> Result:
+    """The result's ``inputs`` without the derived values computed along the way."""
+    if not plan.scale.derived:
+        return result
+    given = {k: v for k, v in result.inputs.items() if k in plan.inputs}
+    return result._replace(inputs=given)
 
 
 def interpret(scale: Scale, inputs: Mapping[str, object]) -> Result:
     """The reference evaluation, item by item; :func:`evaluate` uses it when the fast path
     declines (and the tests compare both on every worked example)."""
+    return _given_only(_plan(scale), _interpret(scale, inputs))
+
+
+def _interpret(scale: Scale, inputs: Mapping[str, object]) -> Result:
     plan = _plan(scale)
     values, conversions = normalize_inputs(scale, inputs)
     steps: list[Step] = []
