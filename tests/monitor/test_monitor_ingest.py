@@ -172,3 +172,12 @@ def test_mllp_server_frames_and_acks_in_order(
     fresh.rebuild()
     assert fresh.twin("p9").signals["heart_rate"].value == 135
     assert frame("x") == b"\x0bx\x1c\x0d"
+
+
+# Regression: an alert id beyond SQLite's 64-bit integers made the acknowledgement route answer
+# 500 (OverflowError), found by the service's Schemathesis run; it is now a 422.
+def test_acknowledging_an_impossible_alert_id_is_a_client_error(client: TestClient) -> None:
+    huge = client.post("/monitor/alerts/99999999999999999999/ack", json={"user": "dr-x"})
+    assert huge.status_code == 422
+    unknown = client.post("/monitor/alerts/12345/ack", json={"user": "dr-x"})
+    assert unknown.status_code == 404

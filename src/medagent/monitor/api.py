@@ -13,6 +13,7 @@ from fastapi import (
     Body,
     Depends,
     FastAPI,
+    Path,
     Query,
     Request,
     WebSocket,
@@ -123,7 +124,11 @@ def get_cards(monitor: MonitorDep, patient: str) -> dict[str, Any]:
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
-def ack_alert(monitor: MonitorDep, alert_id: int, body: Acknowledgement) -> Any:
+def ack_alert(
+    monitor: MonitorDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)],  # a database row id, not any integer
+    body: Acknowledgement,
+) -> Any:
     """Acknowledge an alert as a user."""
     try:
         return monitor.acknowledge(alert_id, user=body.user).to_dict()
