@@ -19,6 +19,7 @@ import logging
 import select
 import socket
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from types import TracebackType
 
@@ -79,7 +80,7 @@ def pump(
     return up, down
 
 
-class _Gateway:
+class _Gateway(ABC):
     """A listening socket with one forwarding thread per connection."""
 
     def __init__(
@@ -151,8 +152,9 @@ class _Gateway:
             client.close()
             self._slots.release()
 
+    @abstractmethod
     def _handle(self, client: socket.socket) -> None:
-        raise NotImplementedError
+        """Serve one accepted connection (each side forwards in its own direction)."""
 
 
 class HospitalGateway(_Gateway):
