@@ -57,6 +57,16 @@ class ImportReport:
         return sum(r.resources for r in self.imported)
 
 
+def _started_between(since: datetime | None, until: datetime | None) -> list[Any]:
+    """Filters keeping resources that start within [since, until] (either end may be open)."""
+    clauses: list[Any] = []
+    if since is not None:
+        clauses.append(R.time_start >= _utc(since))
+    if until is not None:
+        clauses.append(R.time_start <= _utc(until))
+    return clauses
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else to_utc_naive(value)
 
@@ -411,10 +421,7 @@ class RecordStore:
         wanted = list(codes)
         systems = systems_for(system)
         extra: list[Any] = []
-        if since is not None:
-            extra.append(R.time_start >= _utc(since))
-        if until is not None:
-            extra.append(R.time_start <= _utc(until))
+        extra.extend(_started_between(since, until))
         if statuses is not None:
             extra.append(R.status.in_(list(statuses)))
         out: list[ObservationValue] = []
@@ -503,10 +510,7 @@ class RecordStore:
         extra: list[Any] = []
         if statuses is not None:
             extra.append(R.status.in_(list(statuses)))
-        if since is not None:
-            extra.append(R.time_start >= _utc(since))
-        if until is not None:
-            extra.append(R.time_start <= _utc(until))
+        extra.extend(_started_between(since, until))
         out = []
         rows = self._coded_rows(
             resource_types=MEDICATION_TYPES,
@@ -542,10 +546,7 @@ class RecordStore:
     ) -> list[ProcedureRecord]:
         """The patient's Procedures (with a code prefix, in a time window), oldest first."""
         extra: list[Any] = []
-        if since is not None:
-            extra.append(R.time_start >= _utc(since))
-        if until is not None:
-            extra.append(R.time_start <= _utc(until))
+        extra.extend(_started_between(since, until))
         out = []
         rows = self._coded_rows(
             resource_types=("Procedure",),
@@ -573,10 +574,7 @@ class RecordStore:
     ) -> list[Note]:
         """The text of the patient's DocumentReferences (inline attachments), oldest first."""
         extra: list[Any] = [R.status.is_(None) | (R.status != "entered-in-error")]
-        if since is not None:
-            extra.append(R.time_start >= _utc(since))
-        if until is not None:
-            extra.append(R.time_start <= _utc(until))
+        extra.extend(_started_between(since, until))
         out = []
         rows = self._coded_rows(
             resource_types=("DocumentReference",), patient_id=patient_id, systems=None, extra=extra
