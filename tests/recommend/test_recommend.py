@@ -93,6 +93,25 @@ def test_family_is_one_entry_with_its_variants() -> None:
     assert qtc[0].family is not None
 
 
+def test_routine_values_alone_do_not_suggest_a_data_alone_false_scale() -> None:
+    # A blood pressure in a text is routine: MAP (data_alone: false) needs an indication.
+    plain = _members("58-year-old man seen for knee pain. Blood pressure 128/82 mmHg.", "clinic")
+    assert "mean_arterial_pressure" not in plain
+    shock = _members("58-year-old man in septic shock. Blood pressure 78/40 mmHg.", "icu")
+    assert "mean_arterial_pressure" in shock[:6]
+
+
+def test_pe_rule_out_and_probability_scores_are_one_entry() -> None:
+    rec = recommend_text(
+        "34-year-old woman in the emergency department with sudden shortness of breath and "
+        "pleuritic chest pain; heart rate 96, SpO2 97 %.",
+        setting="ed",
+    )
+    pe = [e for e in rec.entries if "wells_pe" in e.members]
+    assert len(pe) == 1
+    assert {"perc_rule", "revised_geneva"} <= set(pe[0].members)
+
+
 def test_computed_entry_carries_the_guidance() -> None:
     rec = recommend_text("Heart rate of 131 bpm and a QT interval of 330 msec.")
     entry = next(e for e in rec.entries if "qtc_bazett" in e.members)

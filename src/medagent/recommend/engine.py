@@ -544,9 +544,13 @@ def match_scale(
     complete = bool(required) and all(s.id in filled for s in required)
     # In a written description, the values and criteria the writer chose to record point to
     # the question being asked; a record's routine panels do not, so only text counts here.
-    described = ctx.source == "text" and (
-        (complete and len(filled) >= 2 and bool(known))
-        or (len(known) >= 2 and len(known) >= MIN_DESCRIBED_SHARE * len(specific))
+    described = (
+        ctx.source == "text"
+        and (ind is None or ind.data_alone)
+        and (
+            (complete and len(filled) >= 2 and bool(known))
+            or (len(known) >= 2 and len(known) >= MIN_DESCRIBED_SHARE * len(specific))
+        )
     )
     if not indicated and not described:
         return None

@@ -321,6 +321,9 @@ class Indications(_Frozen):
     # Scales that answer the same question in different ways (the QTc formulas, the eGFR
     # equations) share a family and are recommended as one entry with their variants.
     family: Annotated[str | None, Field(pattern=_ID)] = None
+    # False when the inputs are routine measurements (a blood pressure): values written in a
+    # text then do not suggest the scale by themselves; only an indication above does.
+    data_alone: bool = True
 
 
 class Reference(_Frozen):
