@@ -278,6 +278,8 @@ def from_text(
 
     if not text.strip():
         raise RecommendError("the text is empty")
+    from medagent.recommend.drugs import read_medications
+
     chosen = list(scales) if scales is not None else all_scales()
     values, observations = _text_values(chosen, text) if extract else ({}, [])
     sex = textmod.read_sex(text)
@@ -294,6 +296,7 @@ def from_text(
         setting=explicit or cast(Setting | None, inferred),
         setting_inferred=explicit is None and inferred is not None,
         department=department,
+        medications=read_medications(text),
         observations=tuple(observations),
         text=text,
         previous=tuple(previous),
