@@ -51,7 +51,7 @@ CASES = [
         {"age", "sex", "chf", "hypertension", "diabetes", "stroke", "tia", "vascular_disease"},
         None,
     ),
-    ("af-anticoagulation", "has_bled", {"hypertension", "stroke", "age"}, None),
+    ("af-anticoagulation", "has_bled", {"stroke", "age"}, None),
     ("copd-exacerbation", "news2", {"respiratory_rate", "spo2", "supplemental_oxygen"}, None),
     (
         "chest-pain",

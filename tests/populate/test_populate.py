@@ -408,3 +408,16 @@ def test_silence_fills_false_only_where_the_input_declares_the_record_complete(
     assert pop.filled["diabetes"].value is False
     assert "complete" in pop.filled["diabetes"].provenance.rule
     assert pop.unfilled["hypertension"].reason is Reason.NO_RECORD_OF_IT  # not declared
+
+
+def test_hypertension_diagnosis_does_not_answer_has_bled_uncontrolled_pressure(
+    person: PatientBuilder, store_of
+) -> None:
+    # Regression: HAS-BLED's H is uncontrolled hypertension (SBP > 160 mm Hg); an I10 code
+    # used to fill it with True for every treated hypertensive patient.
+    person.condition("Essential hypertension", icd10="I10", onset_days=400)
+    pop = populate("has_bled", person.pid, store=store_of(person), at=AT)
+    assert "hypertension" not in pop.filled
+    assert "hypertension" in pop.unfilled
+    chads = populate("cha2ds2_vasc", person.pid, store=store_of(person), at=AT)
+    assert chads.filled["hypertension"].value is True
