@@ -290,3 +290,20 @@ def test_result_inputs_are_only_the_given_inputs() -> None:
     result = evaluate(scale, given)
     assert set(result.inputs) <= set(scale.input_ids)
     assert not {d.id for d in scale.derived} & set(result.inputs)
+
+
+# Regression: a choice given as its LOINC answer code (LA6569-3, as a QuestionnaireResponse
+# carries it) was refused; it is one more name of the option, like a label or an alias.
+@pytest.mark.parametrize(
+    ("given", "code"),
+    [
+        ("LA6568-5", "not_at_all"),  # LOINC answer code
+        ("la6569-3", "several_days"),  # case does not matter
+        ("Several days", "several_days"),  # the label
+        ("2", "more_than_half_the_days"),  # an alias
+        (3, "nearly_every_day"),  # a number given for its alias
+    ],
+)
+def test_choice_accepts_its_loinc_answer_code(given: object, code: str) -> None:
+    result = evaluate(get_scale("phq9"), {"self_harm_thoughts": given})
+    assert result.inputs["self_harm_thoughts"] == code

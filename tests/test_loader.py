@@ -123,6 +123,156 @@ BREAKAGES = [
 ]
 
 
+def _alert(**changes: Any) -> dict[str, Any]:
+    """A valid alert of the minimal scale, with some keys changed."""
+    return {
+        "id": "grade_high",
+        "when": [{"input": "grade", "eq": "high"}],
+        "severity": "critical",
+        "text": "The source recommends a review whatever the total.",
+        "reference": "ref",
+        **changes,
+    }
+
+
+ALERT_BREAKAGES = [
+    # (test id, alerts, dotted path of the problem, text the problem must contain)
+    (
+        "unknown-input",
+        [_alert(when=[{"input": "height", "gt": 2}])],
+        "alerts.0(grade_high).when.0.input",
+        "unknown input 'height'",
+    ),
+    (
+        "eq-not-an-option",
+        [_alert(when=[{"input": "grade", "eq": "medium"}])],
+        "alerts.0(grade_high).when.0.eq",
+        "'medium' is not an option of grade",
+    ),
+    (
+        "eq-number-on-a-choice",  # YAML 1 is a number, never the code "1"
+        [_alert(when=[{"input": "grade", "eq": 1}])],
+        "alerts.0(grade_high).when.0.eq",
+        "is not an option of grade",
+    ),
+    (
+        "in-not-an-option",
+        [_alert(when=[{"input": "grade", "in": ["high", "severe"]}])],
+        "alerts.0(grade_high).when.0.in",
+        "'severe' is not an option of grade",
+    ),
+    (
+        "in-on-a-boolean",
+        [_alert(when=[{"input": "smoker", "in": ["true"]}])],
+        "alerts.0(grade_high).when.0.in",
+        "in needs a choice input",
+    ),
+    (
+        "numeric-test-on-a-choice",
+        [_alert(when=[{"input": "grade", "ge": 1}])],
+        "alerts.0(grade_high).when.0.ge",
+        "ge needs a numeric input; grade is choice",
+    ),
+    (
+        "numeric-test-on-a-boolean",
+        [_alert(when=[{"input": "smoker", "gt": 0}])],
+        "alerts.0(grade_high).when.0.gt",
+        "gt needs a numeric input; smoker is boolean",
+    ),
+    (
+        "boolean-eq-not-true-or-false",
+        [_alert(when=[{"input": "smoker", "eq": "yes"}])],
+        "alerts.0(grade_high).when.0.eq",
+        "eq takes true or false",
+    ),
+    (
+        "numeric-eq-not-a-number",
+        [_alert(when=[{"input": "age", "eq": "old"}])],
+        "alerts.0(grade_high).when.0.eq",
+        "eq takes a number",
+    ),
+    (
+        "condition-tests-nothing",
+        [_alert(when=[{"input": "grade"}])],
+        "alerts.0(grade_high).when.0",
+        "needs eq, in, ge, gt, le or lt",
+    ),
+    ("no-condition", [_alert(when=[])], "alerts.0.when", "at least 1 item"),
+    (
+        "unknown-reference",
+        [_alert(reference="nope")],
+        "alerts.0(grade_high).reference",
+        "'nope' is not a reference key",
+    ),
+    ("duplicate-id", [_alert(), _alert()], "alerts.1.id", "duplicate id 'grade_high'"),
+    (
+        "an-order",
+        [_alert(text="Refer today.")],
+        "alerts.0(grade_high).text",
+        "recommends or suggests",
+    ),
+    ("bad-severity", [_alert(severity="urgent")], "alerts.0.severity", "warning"),
+    ("unknown-key", [_alert(colour="red")], "alerts.0.colour", "Extra inputs"),
+]
+
+
+@pytest.mark.parametrize(
+    ("alerts", "path", "message"),
+    [b[1:] for b in ALERT_BREAKAGES],
+    ids=[b[0] for b in ALERT_BREAKAGES],
+)
+def test_loader_rejects_alert(
+    minimal_scale: dict[str, Any], alerts: list[dict[str, Any]], path: str, message: str
+) -> None:
+    minimal_scale["alerts"] = alerts
+    with pytest.raises(ScaleDefinitionError) as info:
+        scale_from_dict(minimal_scale)
+    found = [p for p in info.value.problems if p.path == path]
+    assert found, [str(p) for p in info.value.problems]
+    assert any(message in p.message for p in found), [p.message for p in found]
+
+
+def test_valid_alerts_load(minimal_scale: dict[str, Any]) -> None:
+    minimal_scale["alerts"] = [
+        _alert(),
+        _alert(
+            id="old_smoker",
+            severity="warning",
+            when=[{"input": "age", "ge": 80}, {"input": "smoker", "eq": True}],
+        ),
+    ]
+    minimal_scale["examples"][2]["expect"]["alerts"] = ["grade_high"]
+    scale = scale_from_dict(minimal_scale)
+    assert [a.id for a in scale.alerts] == ["grade_high", "old_smoker"]
+    assert scale.alerts[1].when[1].eq is True
+    assert scale.examples[2].expect.alerts == ("grade_high",)
+
+
+def test_example_expecting_an_unknown_alert_is_rejected(minimal_scale: dict[str, Any]) -> None:
+    minimal_scale["examples"][0]["expect"]["alerts"] = ["nope"]
+    with pytest.raises(ScaleDefinitionError) as info:
+        scale_from_dict(minimal_scale)
+    assert [p.path for p in info.value.problems] == ["examples.0(a).expect.alerts"]
+    assert "'nope' is not an alert id" in str(info.value)
+
+
+def test_item_conditions_are_checked_like_alert_conditions(minimal_scale: dict[str, Any]) -> None:
+    # the same rules hold for the conditions of a scoring item (one checker for both)
+    minimal_scale["scoring"]["items"] = [
+        {
+            "id": "older_smoker",
+            "label": "Older smoker",
+            "source": "smoker",
+            "when": [{"input": "grade", "eq": "medium"}],
+            "points": 1,
+        }
+    ]
+    with pytest.raises(ScaleDefinitionError) as info:
+        scale_from_dict(minimal_scale)
+    paths = [p.path for p in info.value.problems]
+    assert "scoring.items.0(older_smoker).when.0.eq" in paths
+
+
 @pytest.mark.parametrize(
     ("breakage", "message"), [b[1:] for b in BREAKAGES], ids=[b[0] for b in BREAKAGES]
 )

@@ -13,6 +13,7 @@ from medagent.errors import InputError, Problem, UnitError
 from medagent.scales.context import FormulaContext, NeedInput, Step
 from medagent.scales.formulas import get_formula
 from medagent.scales.model import (
+    Alert,
     Band,
     Condition,
     InputDef,
@@ -76,6 +77,11 @@ class Result(NamedTuple):
     conversions: tuple[Conversion, ...] = ()
     possible_bands: tuple[Band, ...] = ()
     not_needed: tuple[MissingInput, ...] = ()  # missing, but no answer could change the score
+    # Alerts of the scale whose conditions all hold on the given inputs, whatever the total
+    # and whether or not the result is complete.
+    alerts: tuple[Alert, ...] = ()
+    # Alerts that could still fire: no condition has failed, but an input they test is missing.
+    unchecked_alerts: tuple[Alert, ...] = ()
 
     @property
     def scale_id(self) -> str:
@@ -399,7 +405,7 @@ def _normalize_one(spec: InputDef, value: object, conversions: list[Conversion])
                 return option.code
         folded = text.casefold()
         for option in spec.options:
-            names = (option.code, option.label, *option.aliases)
+            names = (option.code, option.label, *option.aliases, option.loinc or option.code)
             if any(folded == n.casefold() for n in names):
                 return option.code
         codes = ", ".join(o.code for o in spec.options)
@@ -533,22 +539,49 @@ def evaluate(scale: Scale, inputs: Mapping[str, object]) -> Result:
     if plan.fast is not None:
         quick = plan.fast(inputs)
         if quick is not None:
-            return _given_only(plan, quick)
+            return _finish(plan, quick)
     return interpret(scale, inputs)
 
 
-def _given_only(plan: _Plan, result: Result) -> Result:
-    """The result's ``inputs`` without the derived values computed along the way."""
-    if not plan.scale.derived:
+def _finish(plan: _Plan, result: Result) -> Result:
+    """What both paths do last: keep only the given inputs, and test the scale's alerts."""
+    if plan.scale.derived:
+        given = {k: v for k, v in result.inputs.items() if k in plan.inputs}
+        result = result._replace(inputs=given)
+    if not plan.scale.alerts:
         return result
-    given = {k: v for k, v in result.inputs.items() if k in plan.inputs}
-    return result._replace(inputs=given)
+    fired, unchecked = check_alerts(plan.scale, result.inputs)
+    return result._replace(alerts=fired, unchecked_alerts=unchecked)
+
+
+def check_alerts(
+    scale: Scale, values: Mapping[str, object]
+) -> tuple[tuple[Alert, ...], tuple[Alert, ...]]:
+    """The alerts that fire on these normalized inputs, and those still waiting on an input.
+
+    An alert fires when every condition holds. One failing condition on a given input settles
+    it; otherwise a condition on a missing input leaves it unchecked, never fired by guess and
+    never reported as clear.
+    """
+    fired: list[Alert] = []
+    unchecked: list[Alert] = []
+    for alert in scale.alerts:
+        waiting = False
+        for cond in alert.when:
+            value = values.get(cond.input)
+            if value is None:
+                waiting = True
+            elif not cond.holds(value):
+                break
+        else:
+            (unchecked if waiting else fired).append(alert)
+    return tuple(fired), tuple(unchecked)
 
 
 def interpret(scale: Scale, inputs: Mapping[str, object]) -> Result:
     """The reference evaluation, item by item; :func:`evaluate` uses it when the fast path
     declines (and the tests compare both on every worked example)."""
-    return _given_only(_plan(scale), _interpret(scale, inputs))
+    return _finish(_plan(scale), _interpret(scale, inputs))
 
 
 def _interpret(scale: Scale, inputs: Mapping[str, object]) -> Result:

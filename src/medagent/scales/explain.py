@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from medagent.scales.engine import Result
+    from medagent.scales.model import Alert, Reference, Scale
 
 
 def _num(x: float) -> str:
@@ -81,6 +82,17 @@ def explain(result: Result) -> str:
         out = [head + " — " + band.label if band is not None else head]
     else:
         out = [layout.head + result.display]
+    # Alerts come straight after the headline: they stand whatever the total says, and a
+    # reader who stops after the first lines (a card, a terminal) must not miss them.
+    for alert in result.alerts:
+        out.extend(_alert_lines(result, alert))
+    for alert in result.unchecked_alerts:
+        needs = ", ".join(
+            f"{scale.input(c.input).label} [{c.input}]"
+            for c in alert.when
+            if result.inputs.get(c.input) is None
+        )
+        out.append(f"  Alert not yet checked ({alert.severity}, {alert.id}): needs {needs}")
     for conv in result.conversions:
         out.append(
             f"  converted {conv.input_id}: {_num(conv.original)} {conv.original_unit} = "
@@ -127,6 +139,36 @@ def explain(result: Result) -> str:
             out.append("  Still possible: any value (no bound can be given)")
     out.append(layout.source)
     return "\n".join(out)
+
+
+def _alert_lines(result: Result, alert: Alert) -> list[str]:
+    scale = result.scale
+    ref = _reference(scale, alert.reference)
+    link = f" {ref.link}" if ref.link else ""
+    because = "; ".join(
+        f"{scale.input(c.input).label} [{c.input}] = {_answer(scale, c.input, result.inputs)}"
+        for c in alert.when
+    )
+    return [
+        f"  ALERT ({alert.severity}): {alert.text}",
+        f"    Because: {because}",
+        f"    Source: {ref.citation}{link}",
+    ]
+
+
+def _answer(scale: Scale, input_id: str, inputs: Mapping[str, object]) -> str:
+    """A given value as shown to a reader: a choice by its label, anything else as a value."""
+    spec = scale.input(input_id)
+    value = inputs.get(input_id)
+    option = spec.option(value) if isinstance(value, str) else None
+    if option is not None:
+        return option.label
+    unit = f" {spec.unit}" if spec.unit and type(value) is float else ""
+    return _value_text(value) + unit
+
+
+def _reference(scale: Scale, key: str) -> Reference:
+    return next(r for r in scale.references if r.key == key)
 
 
 def _sum_text(result: Result, combine: Mapping[str, str]) -> str:
@@ -176,6 +218,15 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             "interpretation": result.band.interpretation,
             "guidance": [_guidance(scale, g) for g in result.band.guidance],
         },
+        "alerts": [_alert(result, a) for a in result.alerts],
+        "unchecked_alerts": [
+            {
+                "id": a.id,
+                "severity": a.severity,
+                "needs": [c.input for c in a.when if result.inputs.get(c.input) is None],
+            }
+            for a in result.unchecked_alerts
+        ],
         "items": [
             {
                 "id": i.id,
@@ -224,8 +275,20 @@ def result_to_dict(result: Result) -> dict[str, Any]:
     }
 
 
+def _alert(result: Result, alert: Alert) -> dict[str, Any]:
+    ref = _reference(result.scale, alert.reference)
+    return {
+        "id": alert.id,
+        "severity": alert.severity,
+        "text": alert.text,
+        "citation": ref.citation,
+        "link": ref.link,
+        "because": {c.input: _json_value(result.inputs.get(c.input)) for c in alert.when},
+    }
+
+
 def _guidance(scale: Any, advice: Any) -> dict[str, Any]:
-    ref = next(r for r in scale.references if r.key == advice.reference)
+    ref = _reference(scale, advice.reference)
     return {
         "text": advice.text,
         "strength": advice.strength,

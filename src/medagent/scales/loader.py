@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from medagent.errors import Problem, ScaleDefinitionError, UnitError
 from medagent.scales.formulas import get_formula
-from medagent.scales.model import InputType, Interval, Scale
+from medagent.scales.model import Condition, InputDef, InputType, Interval, Scale
 from medagent.units import normalize_unit
 from medagent.units.registry import analytes
 
@@ -62,12 +62,14 @@ def check_scale(scale: Scale) -> Iterable[Problem]:
     yield from _check_unique("bands", [b.id for b in scale.bands])
     yield from _check_unique("references", [r.key for r in scale.references])
     yield from _check_unique("examples", [e.id for e in scale.examples])
+    yield from _check_unique("alerts", [a.id for a in scale.alerts])
     yield from _check_inputs(scale)
     yield from _check_scoring(scale)
     yield from _check_output(scale)
     yield from _check_references(scale)
     yield from _check_examples(scale)
     yield from _check_guidance(scale)
+    yield from _check_alerts(scale)
     yield from _check_indications(scale)
 
 
@@ -152,9 +154,7 @@ def _check_scoring(scale: Scale) -> Iterable[Problem]:
         )
         if not has_rule:
             yield Problem(path, "an item needs points, brackets, per_unit or option_points")
-        for cond in item.when:
-            if cond.input not in inputs:
-                yield Problem(f"{path}.when", f"unknown input {cond.input!r}")
+        yield from _check_conditions(f"{path}.when", item.when, inputs)
         if item.group is not None and item.group not in groups:
             yield Problem(f"{path}.group", f"unknown group {item.group!r}")
         rng = src.range if src is not None else None
@@ -176,6 +176,48 @@ def _check_scoring(scale: Scale) -> Iterable[Problem]:
                 continue
             if spec.type is InputType.DATE:
                 yield Problem(f"inputs.{n}.type", "a points scale cannot score a date")
+
+
+def _check_conditions(
+    path: str, conditions: Iterable[Condition], inputs: dict[str, InputDef]
+) -> Iterable[Problem]:
+    """A condition names an input and tests it in a way that input's values can meet."""
+    for m, cond in enumerate(conditions):
+        here = f"{path}.{m}"
+        spec = inputs.get(cond.input)
+        if spec is None:
+            yield Problem(f"{here}.input", f"unknown input {cond.input!r}")
+            continue
+        bounds = (cond.ge, cond.gt, cond.le, cond.lt)
+        if cond.eq is None and cond.in_ is None and all(b is None for b in bounds):
+            yield Problem(here, "a condition needs eq, in, ge, gt, le or lt")
+        kind = spec.type
+        if kind is InputType.CHOICE:
+            codes = {o.code for o in spec.options}
+            if cond.eq is not None and cond.eq not in codes:
+                yield Problem(f"{here}.eq", f"{cond.eq!r} is not an option of {spec.id}")
+            for value in cond.in_ or ():
+                if value not in codes:
+                    yield Problem(f"{here}.in", f"{value!r} is not an option of {spec.id}")
+        else:
+            if cond.in_ is not None:
+                yield Problem(f"{here}.in", f"in needs a choice input; {spec.id} is {kind.value}")
+            if kind is InputType.BOOLEAN and cond.eq is not None and not isinstance(cond.eq, bool):
+                yield Problem(f"{here}.eq", f"{spec.id} is boolean: eq takes true or false")
+            numeric = kind in (InputType.QUANTITY, InputType.INTEGER)
+            if numeric and cond.eq is not None and not _is_number(cond.eq):
+                yield Problem(f"{here}.eq", f"{spec.id} is numeric: eq takes a number")
+            if kind is InputType.DATE and cond.eq is not None:
+                yield Problem(f"{here}.eq", f"{spec.id} is a date: a condition cannot test it")
+        given = [k for k, b in zip(("ge", "gt", "le", "lt"), bounds, strict=True) if b is not None]
+        if given and kind not in (InputType.QUANTITY, InputType.INTEGER):
+            yield Problem(
+                f"{here}.{given[0]}", f"{given[0]} needs a numeric input; {spec.id} is {kind.value}"
+            )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_output(scale: Scale) -> Iterable[Problem]:
@@ -253,13 +295,27 @@ def _check_guidance(scale: Scale) -> Iterable[Problem]:
             path = f"bands.{n}({band.id}).guidance.{m}"
             if advice.reference not in refs:
                 yield Problem(f"{path}.reference", f"{advice.reference!r} is not a reference key")
-            if (
-                "recommend" not in advice.text.casefold()
-                and "suggest" not in advice.text.casefold()
-            ):
+            if not _recommends(advice.text):
                 yield Problem(
                     f"{path}.text", "phrase it as what the guideline recommends or suggests"
                 )
+
+
+def _check_alerts(scale: Scale) -> Iterable[Problem]:
+    refs = {r.key for r in scale.references}
+    inputs = {i.id: i for i in scale.inputs}
+    for n, alert in enumerate(scale.alerts):
+        path = f"alerts.{n}({alert.id})"
+        yield from _check_conditions(f"{path}.when", alert.when, inputs)
+        if alert.reference not in refs:
+            yield Problem(f"{path}.reference", f"{alert.reference!r} is not a reference key")
+        if not _recommends(alert.text):
+            yield Problem(f"{path}.text", "phrase it as what the source recommends or suggests")
+
+
+def _recommends(text: str) -> bool:
+    folded = text.casefold()
+    return "recommend" in folded or "suggest" in folded
 
 
 def _check_indications(scale: Scale) -> Iterable[Problem]:
@@ -312,6 +368,7 @@ def _check_examples(scale: Scale) -> Iterable[Problem]:
     refs = {r.key for r in scale.references}
     inputs = set(scale.input_ids)
     bands = {b.id for b in scale.bands}
+    alert_ids = {a.id for a in scale.alerts}
     for n, ex in enumerate(scale.examples):
         path = f"examples.{n}({ex.id})"
         if ex.source not in refs:
@@ -325,3 +382,6 @@ def _check_examples(scale: Scale) -> Iterable[Problem]:
             yield Problem(f"{path}.expect", "a complete example needs a value")
         if not ex.expect.complete and not ex.expect.missing:
             yield Problem(f"{path}.expect", "an incomplete example lists what is missing")
+        for alert_id in ex.expect.alerts or ():
+            if alert_id not in alert_ids:
+                yield Problem(f"{path}.expect.alerts", f"{alert_id!r} is not an alert id")

@@ -172,6 +172,20 @@ class Condition(_Frozen):
         return Interval(ge=self.ge, gt=self.gt, le=self.le, lt=self.lt).describe(self.input)
 
 
+class Alert(_Frozen):
+    """A single answer that calls for action whatever the total (PHQ-9 item 9, for one).
+
+    It fires when every condition holds on the given inputs (``engine.check_alerts``); while an
+    input it tests is missing it is neither fired nor cleared, only reported as unchecked.
+    """
+
+    id: Annotated[str, Field(pattern=_ID)]
+    when: Annotated[tuple[Condition, ...], Field(min_length=1)]
+    severity: Literal["warning", "critical"]
+    text: str  # "The … recommends …", never an order
+    reference: str  # a reference key of the scale
+
+
 class PointsRule(_Frozen):
     """How one value becomes points: fixed points when true, per option, by brackets, or linear."""
 
@@ -364,6 +378,7 @@ class Expectation(_Frozen):
     missing: tuple[str, ...] = ()
     min: float | None = None
     max: float | None = None
+    alerts: tuple[str, ...] | None = None  # ids of the alerts that fire: exactly these
 
 
 class Example(_Frozen):
@@ -396,6 +411,7 @@ class Scale(_Frozen):
     output: Output
     bands: tuple[Band, ...] = ()
     bands_note: str | None = None
+    alerts: tuple[Alert, ...] = ()
     indications: Indications | None = None
     notes: tuple[str, ...] = ()
     references: tuple[Reference, ...]

@@ -67,6 +67,10 @@ def run_example(scale: Scale, example: Example) -> ExampleOutcome:
                 continue
             if bound is None or abs(bound - want) > tolerance(scale, example):
                 problems.append(f"{name} {bound}, expected {want}")
+    if expect.alerts is not None:  # complete or not: an alert stands apart from the total
+        got_alerts = sorted(a.id for a in result.alerts)
+        if got_alerts != sorted(expect.alerts):
+            problems.append(f"alerts {got_alerts}, expected {sorted(expect.alerts)}")
     message = "; ".join(problems) if problems else "ok"
     return ExampleOutcome(scale.id, example.id, not problems, message, result)
 
