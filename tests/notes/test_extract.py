@@ -334,3 +334,33 @@ def test_lexicon_loads_and_links_by_code() -> None:
     assert got["creatinine"].via == "loinc"
     assert links(get_scale("cha2ds2_vasc"))["chf"].via == "icd10"
     assert links(get_scale("wells_pe"))["clinical_dvt"].via == "binding"
+
+
+def test_has_bled_reads_uncontrolled_hypertension_not_a_diagnosis() -> None:
+    # Regression: HAS-BLED's H is uncontrolled hypertension (systolic above 160 mm Hg).
+    scale = get_scale("has_bled")
+    plain = extract_rules(scale, "72-year-old man with atrial fibrillation and hypertension.")
+    assert "hypertension" not in plain.filled
+    worse = extract_rules(scale, "72-year-old man with AF and poorly controlled hypertension.")
+    assert worse.filled["hypertension"].value is True
+
+
+def test_benchmark_reading_applies_only_in_the_harness() -> None:
+    from medagent.eval.medcalc import calculator_maps
+    from medagent.eval.medcalc_notes import extract
+
+    note = "72-year-old man with atrial fibrillation and hypertension."
+    mapping = calculator_maps()[25]
+    assert mapping.note_concepts == {"hypertension": ["hypertension"]}
+    assert extract("has_bled", note, mapping=mapping).filled["hypertension"].value is True
+    assert "hypertension" not in extract("has_bled", note).filled
+
+
+def test_benchmark_reading_of_an_unknown_concept_is_refused() -> None:
+    from medagent.errors import MedAgentError
+    from medagent.eval.medcalc import calculator_maps
+    from medagent.eval.medcalc_notes import extract
+
+    bad = calculator_maps()[25].model_copy(update={"note_concepts": {"hypertension": ["nope"]}})
+    with pytest.raises(MedAgentError, match="unknown lexicon concepts"):
+        extract("has_bled", "hypertension", mapping=bad)

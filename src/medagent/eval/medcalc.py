@@ -74,6 +74,10 @@ class CalculatorMap(_Frozen):
     absent_reason: str = ""
     ignore: list[str] = []
     ignore_reason: str = ""
+    # Notes mode: inputs the benchmark reads from a note differently from the scale's published
+    # definition (input id -> lexicon concept ids), with the reason; only the harness uses it.
+    note_concepts: dict[str, list[str]] = {}
+    note_concepts_reason: str = ""
 
 
 class Adjudication(_Frozen):

@@ -8,8 +8,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medagent.errors import MedAgentError
-from medagent.eval.medcalc import Outcome, Report, Row, _judged, adjudications, calculator_maps
+from medagent.eval.medcalc import (
+    CalculatorMap,
+    Outcome,
+    Report,
+    Row,
+    _judged,
+    adjudications,
+    calculator_maps,
+)
 from medagent.llm.client import ChatClient
+from medagent.notes.lexicon import Link, lexicon
 from medagent.notes.model import Extraction
 from medagent.notes.rules import extract_rules
 from medagent.scales import evaluate, get_scale
@@ -17,13 +26,37 @@ from medagent.scales import evaluate, get_scale
 Extractor = Literal["rules", "llm", "both"]
 
 
+def _benchmark_links(mapping: CalculatorMap | None) -> dict[str, Link]:
+    """The note readings a calculator map declares as the benchmark's own convention."""
+    if mapping is None or not mapping.note_concepts:
+        return {}
+    known = lexicon().concepts
+    out: dict[str, Link] = {}
+    for input_id, concepts in mapping.note_concepts.items():
+        unknown = [c for c in concepts if c not in known]
+        if unknown:
+            raise MedAgentError(
+                f"calculator {mapping.calculator_id}: note_concepts.{input_id} names unknown "
+                f"lexicon concepts {unknown}"
+            )
+        out[input_id] = Link(input_id=input_id, concepts=tuple(concepts), via="binding")
+    return out
+
+
 def extract(
-    scale_id: str, note: str, *, extractor: Extractor = "rules", client: ChatClient | None = None
+    scale_id: str,
+    note: str,
+    *,
+    extractor: Extractor = "rules",
+    client: ChatClient | None = None,
+    mapping: CalculatorMap | None = None,
 ) -> Extraction:
-    """Extract one scale's inputs from one note with the chosen extractor."""
+    """Extract one scale's inputs from one note with the chosen extractor (and the benchmark
+    conventions of `mapping`, when given, for the rules)."""
     scale = get_scale(scale_id)
+    extra = _benchmark_links(mapping)
     if extractor == "rules":
-        return extract_rules(scale, note)
+        return extract_rules(scale, note, extra_links=extra)
     from medagent.notes.llm import extract_llm, merge
 
     if client is None:
@@ -31,7 +64,7 @@ def extract(
     llm = extract_llm(scale, note, client=client)
     if extractor == "llm":
         return llm
-    return merge(extract_rules(scale, note), llm)
+    return merge(extract_rules(scale, note, extra_links=extra), llm)
 
 
 def run_notes(
@@ -56,7 +89,9 @@ def run_notes(
             continue
         extraction: Extraction | None = None
         try:
-            extraction = extract(mapping.scale, row.note, extractor=extractor, client=client)
+            extraction = extract(
+                mapping.scale, row.note, extractor=extractor, client=client, mapping=mapping
+            )
             inputs = extraction.inputs()
             for key, value in mapping.absent.items():
                 inputs.setdefault(key, value)

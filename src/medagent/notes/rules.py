@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
@@ -623,11 +623,19 @@ def _choice_candidates(
     return out
 
 
-def candidates(scale: Scale, text: str) -> dict[str, list[Candidate]]:
-    """Every candidate value for every input of the scale that the note mentions, in note order."""
+def candidates(
+    scale: Scale, text: str, *, extra_links: Mapping[str, Link] | None = None
+) -> dict[str, list[Candidate]]:
+    """Every candidate value for every input of the scale that the note mentions, in note order.
+
+    `extra_links` replaces how the named inputs are read (an evaluation harness declaring a
+    benchmark's own reading of an item); the shipped lexicon never needs it.
+    """
     sentences = Sentences(text)
     out: dict[str, list[Candidate]] = {}
     linked = _links(scale)
+    if extra_links:
+        linked = {**linked, **extra_links}
     for spec in scale.inputs:
         link = linked.get(spec.id)
         if link is None:
@@ -711,10 +719,12 @@ def resolve(scale: Scale, spec: InputDef, found: list[Candidate]) -> Filled:
     return Filled(spec.id, chosen, rule, tuple(c for c in found if c is not chosen))
 
 
-def extract_rules(scale: Scale, text: str) -> Extraction:
+def extract_rules(
+    scale: Scale, text: str, *, extra_links: Mapping[str, Link] | None = None
+) -> Extraction:
     """Read a scale's inputs out of a note with the deterministic rules (offline, no model)."""
     out = Extraction(scale_id=scale.id)
-    found = candidates(scale, text)
+    found = candidates(scale, text, extra_links=extra_links)
     for spec in scale.inputs:
         if spec.id in found:
             out.filled[spec.id] = resolve(scale, spec, found[spec.id])
