@@ -137,3 +137,28 @@ def test_rebuild_after_restart_is_exact(store: RecordStore, clock: Clock, db_pat
 def test_config_rejects_bad_files(text: str, problem: str) -> None:
     with pytest.raises(MonitorConfigError, match=problem):
         parse_config(text)
+
+
+# Regression: ru_maxrss survives exec, so a small child process started by a large parent
+# reported the parent's peak; the peak is now the process's own (VmHWM on Linux).
+def test_peak_memory_of_a_small_child_is_its_own() -> None:
+    import subprocess
+    import sys
+
+    from medagent.monitor.batch import peak_rss_mb
+
+    ballast = bytearray(300 * 1024 * 1024)  # the parent's peak goes above 300 MB
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    assert peak_rss_mb() > 300
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from medagent.monitor.batch import peak_rss_mb; print(peak_rss_mb())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    del ballast
+    assert float(child.stdout) < 250

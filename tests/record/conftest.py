@@ -12,11 +12,24 @@ import pytest
 
 from medagent.record import RecordStore
 from medagent.record.pgtemp import PostgresUnavailableError, TempPostgres
+from medagent.secure.at_rest import ENV_FILE_VAR, ENV_VAR, LocalKeyProvider
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
 RUBEN = FIXTURES / "synthea_ruben_labadie.json"
 PRECIOUS = FIXTURES / "synthea_precious_stark.json"
 SYNTHEA_40 = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-40.tar.xz"
+
+
+@pytest.fixture(autouse=True)
+def _test_keyring(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every record test encrypts under a keyring of its own, never the user's real keyring."""
+    path = tmp_path_factory.mktemp("keyring") / "keyring"
+    path.write_text(LocalKeyProvider.generate("test-kek").to_text())
+    monkeypatch.setenv(ENV_FILE_VAR, str(path))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    return path
 
 
 def pytest_configure(config: pytest.Config) -> None:

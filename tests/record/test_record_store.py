@@ -299,7 +299,7 @@ def test_open_migrates_once(tmp_path: Path) -> None:
     store = RecordStore.open(url)
     with store.engine.connect() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-    assert versions == ["0001_initial"]
+    assert versions == ["0002_at_rest"]
     store.close()
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from medagent.secure.at_rest import (
     ENV_VAR,
     EncryptedStore,
+    KeyringFile,
     LocalKeyProvider,
     decrypt_record,
     encrypt_record,
@@ -161,3 +162,21 @@ def test_envelope_round_trip_any_record(record_id: str, data: bytes) -> None:
 
 
 _PROVIDER = LocalKeyProvider.generate()
+
+
+def test_keyring_file_follows_changes_made_elsewhere(tmp_path: Path) -> None:
+    path = tmp_path / "keyring"
+    path.write_text(LocalKeyProvider.generate("a").to_text())
+    service = KeyringFile(path)  # e.g. a running service
+    operator = KeyringFile(path)  # e.g. `medagent store keys add` in another process
+    assert operator.add_key("b") == "b"
+    sealed = encrypt_record("Patient/1", b"data", operator)
+    assert sealed.kek_id == "b"
+    # a data key under a KEK the service has not loaded yet makes it re-read the file at once
+    assert decrypt_record(sealed, service) == b"data"
+    assert service.current_key_id() == "b"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    operator.retire_key("a")
+    with pytest.raises(AtRestError, match="not in"):
+        operator.retire_key("a")
+    assert LocalKeyProvider.from_file(path).key_ids() == ["b"]

@@ -3,7 +3,6 @@ scale, on a local cluster by default or on any Dask cluster by address."""
 
 from __future__ import annotations
 
-import resource
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -12,6 +11,7 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from medagent.memory import peak_rss_mb
 from medagent.monitor.config import MonitorConfig, default_config
 from medagent.monitor.readings import Reading
 
@@ -80,11 +80,6 @@ def _scorer() -> Scorer:
 
 def _warm() -> None:
     _scorer()
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def batch_score(

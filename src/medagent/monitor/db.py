@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from medagent.secure.at_rest import KeyProvider, SealedColumns
 
 VERSION_TABLE = "monitor_alembic_version"
 
@@ -32,7 +35,8 @@ observations = sa.Table(
 )
 sa.Index("ix_monitor_observation_patient", observations.c.patient_id, observations.c.seq)
 
-# Messages that could not be accepted, with the reason they were refused.
+# Messages that could not be accepted, with the reason they were refused. Reason and payload (a
+# whole HL7 message or FHIR Bundle: names, ids, values) are encrypted at rest (DEAD_LETTER_SEALING).
 dead_letters = sa.Table(
     "monitor_dead_letter",
     metadata,
@@ -41,7 +45,11 @@ dead_letters = sa.Table(
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text(), nullable=False),
     sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("kek_id", sa.String(64), nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary(), nullable=True),
 )
+sa.Index("ix_monitor_dead_letter_kek", dead_letters.c.kek_id)
+DEAD_LETTER_SEALING = SealedColumns(dead_letters, keys=("id",), columns=("reason", "payload"))
 
 # Alerts; open_key is set (patient|rule) while the alert is live, so one rule on one patient has at
 # most one live alert even with several workers (NULLs do not collide in a unique index).
@@ -82,6 +90,38 @@ placements = sa.Table(
     sa.Column("bed", sa.String(64), nullable=True),
     sa.Column("updated", sa.DateTime(), nullable=False),
 )
+
+
+def insert_dead_letter(
+    conn: Connection,
+    *,
+    received: datetime,
+    source: str,
+    reason: str,
+    payload: str,
+    keys: KeyProvider | None,
+) -> None:
+    """Keep a refused message; encrypted under ``keys`` (None: in clear)."""
+    values = {"received": received, "source": source, "reason": reason, "payload": payload}
+    if keys is None:
+        conn.execute(sa.insert(dead_letters).values(**values))
+        return
+    # The ciphertexts are bound to the row id, which the database assigns on insert.
+    row_id = conn.execute(
+        sa.insert(dead_letters)
+        .values({**values, "reason": "", "payload": ""})
+        .returning(dead_letters.c.id)
+    ).scalar_one()
+    sealed = DEAD_LETTER_SEALING.seal(keys, (row_id,), {"reason": reason, "payload": payload})
+    conn.execute(sa.update(dead_letters).where(dead_letters.c.id == row_id).values(**sealed))
+
+
+def read_dead_letter(row: Any, keys: KeyProvider) -> dict[str, Any]:
+    """A dead-letter row as a dict, decrypted (the key columns left out)."""
+    out = {k: v for k, v in row._mapping.items() if k not in ("kek_id", "wrapped_key")}
+    out.update(DEAD_LETTER_SEALING.open(keys, row) if row.kek_id is not None else {})
+    return out
+
 
 _MIGRATED: set[int] = set()
 _WRITERS: dict[str, Engine] = {}

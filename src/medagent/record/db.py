@@ -16,6 +16,8 @@ ENV_DB = "MEDAGENT_DB"
 metadata = sa.MetaData()
 
 # One row per FHIR resource: its JSON plus the columns look-ups filter on. Times are naive UTC.
+# `body` is encrypted (medagent.secure.at_rest token `ma1:…`) under the row's data key, stored
+# wrapped in `wrapped_key` under KEK `kek_id`; a NULL `kek_id` marks a plaintext (legacy) row.
 resources_table = sa.Table(
     "fhir_resource",
     metadata,
@@ -30,9 +32,12 @@ resources_table = sa.Table(
     sa.Column("version_id", sa.Integer(), nullable=False),
     sa.Column("last_updated", sa.DateTime(), nullable=False),
     sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("kek_id", sa.String(64), nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary(), nullable=True),
 )
 sa.Index("ix_fhir_resource_patient", resources_table.c.patient_id, resources_table.c.resource_type)
 sa.Index("ix_fhir_resource_updated", resources_table.c.last_updated)
+sa.Index("ix_fhir_resource_kek", resources_table.c.kek_id)
 
 # The codes of each resource (code, and Observation components), for code and prefix look-ups.
 codes_table = sa.Table(

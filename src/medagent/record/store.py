@@ -1,4 +1,8 @@
-"""The patient record store: FHIR R4 resources in SQLite or PostgreSQL, with a query API."""
+"""The patient record store: FHIR R4 resources in SQLite or PostgreSQL, with a query API.
+
+Resource bodies are encrypted at rest (AES-256-GCM, one data key per row wrapped by a KEK, see
+`medagent.secure.at_rest`); the columns queries filter on stay in clear (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,13 @@ from medagent.record.models import (
     ProcedureRecord,
     systems_for,
 )
+from medagent.secure.at_rest import (
+    KeyProvider,
+    SealedColumns,
+    default_key_provider,
+    open_row_key,
+    open_text,
+)
 
 R = resources_table.c
 C = codes_table.c
@@ -42,6 +53,13 @@ _ACTIVE_CLINICAL = ("active", "recurrence", "relapse")
 _NOT_VERIFIED = ("entered-in-error", "refuted")
 
 ProgressCallback = Callable[[int], None]
+
+# The encrypted column of the record: the body, bound to table + type + id; `version_id` changes
+# on every upsert, so encrypting a legacy row in place never overwrites a newer write.
+RESOURCE_SEALING = SealedColumns(
+    resources_table, keys=("resource_type", "id"), columns=("body",), version="version_id"
+)
+_READ = (R.resource_type, R.id, R.kek_id, R.wrapped_key, R.body)
 
 
 @dataclass(slots=True)
@@ -98,17 +116,36 @@ def _like_prefix(prefix: str) -> str:
 
 
 class RecordStore:
-    """FHIR resources of many patients, imported from files or servers and queried by code."""
+    """FHIR resources of many patients, imported from files or servers and queried by code.
 
-    def __init__(self, engine: Engine) -> None:
+    ``keys`` is the keyring resource bodies are encrypted with (default:
+    :func:`medagent.secure.at_rest.configured_keys` — ``$MEDAGENT_KEK``, ``$MEDAGENT_KEK_FILE``,
+    else a keyring file created in the user config dir). ``encrypt=False`` writes plaintext
+    bodies (encrypted rows are still read, with the keyring loaded when first needed).
+    """
+
+    def __init__(
+        self, engine: Engine, *, keys: KeyProvider | None = None, encrypt: bool = True
+    ) -> None:
         self.engine = engine
+        self.encrypt = encrypt
+        self._keys = keys if keys is not None or not encrypt else default_key_provider()
 
     @classmethod
-    def open(cls, url: str | None = None) -> RecordStore:
+    def open(
+        cls, url: str | None = None, *, keys: KeyProvider | None = None, encrypt: bool = True
+    ) -> RecordStore:
         """Open the store at a URL or SQLite path (default `default_url()`), migrating it."""
         engine = create_engine(url or default_url())
         migrate(engine)
-        return cls(engine)
+        return cls(engine, keys=keys, encrypt=encrypt)
+
+    @property
+    def keys(self) -> KeyProvider:
+        """The keyring of this store."""
+        if self._keys is None:
+            self._keys = default_key_provider()
+        return self._keys
 
     def close(self) -> None:
         """Release the database connections."""
@@ -172,6 +209,7 @@ class RecordStore:
         for resource in batch.resources:
             unique[(str(resource["resourceType"]), str(resource["id"]))] = resource
         now = datetime.now(UTC).replace(tzinfo=None)
+        keys = self.keys if self.encrypt else None
         patients: set[str] = set()
         items = list(unique.items())
         with self.engine.begin() as conn:
@@ -183,6 +221,11 @@ class RecordStore:
                     fields = index_fields(resource)
                     if fields.patient_id:
                         patients.add(fields.patient_id)
+                    body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
+                    if keys is None:
+                        sealed = {"kek_id": None, "wrapped_key": None, "body": body}
+                    else:
+                        sealed = RESOURCE_SEALING.seal(keys, (rtype, rid), {"body": body})
                     rows.append(
                         {
                             "resource_type": rtype,
@@ -195,7 +238,7 @@ class RecordStore:
                             "verification_status": fields.verification_status,
                             "version_id": 1,
                             "last_updated": now,
-                            "body": json.dumps(resource, separators=(",", ":"), ensure_ascii=False),
+                            **sealed,
                         }
                     )
                     code_rows.extend(
@@ -243,6 +286,8 @@ class RecordStore:
                 "verification_status",
                 "last_updated",
                 "body",
+                "kek_id",
+                "wrapped_key",
             )
         }
         updated["version_id"] = R.version_id + 1
@@ -260,9 +305,18 @@ class RecordStore:
 
     # ---- FHIR read and search -----------------------------------------------------------
 
-    @staticmethod
-    def _with_meta(row: Any) -> dict[str, Any]:
-        resource: dict[str, Any] = json.loads(row.body)
+    def _json(self, row: Any) -> dict[str, Any]:
+        """The resource of a row (with `resource_type`, `id`, `kek_id`, `wrapped_key`, `body`)."""
+        if row.kek_id is None:
+            resource: dict[str, Any] = json.loads(row.body)
+            return resource
+        context = RESOURCE_SEALING.context((row.resource_type, row.id))
+        data_key = open_row_key(self.keys, row.kek_id, row.wrapped_key, context)
+        decoded: dict[str, Any] = json.loads(open_text(data_key, context, "body", row.body))
+        return decoded
+
+    def _with_meta(self, row: Any) -> dict[str, Any]:
+        resource = self._json(row)
         meta = dict(resource.get("meta") or {})
         meta["versionId"] = str(row.version_id)
         meta["lastUpdated"] = format_instant(row.last_updated)
@@ -273,7 +327,7 @@ class RecordStore:
         """One resource by type and id, with `meta.versionId` and `meta.lastUpdated`."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(R.body, R.version_id, R.last_updated).where(
+                sa.select(*_READ, R.version_id, R.last_updated).where(
                     R.resource_type == resource_type, R.id == resource_id
                 )
             ).first()
@@ -302,7 +356,7 @@ class RecordStore:
         with self.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).where(*where)).scalar_one()
             rows = conn.execute(
-                sa.select(R.body, R.version_id, R.last_updated)
+                sa.select(*_READ, R.version_id, R.last_updated)
                 .where(*where)
                 .order_by(R.time_start, R.id)
                 .limit(count)
@@ -322,6 +376,36 @@ class RecordStore:
             stmt = stmt.where(R.patient_id == patient)
         with self.engine.connect() as conn:
             return {str(t): int(n) for t, n in conn.execute(stmt)}
+
+    # ---- encryption at rest -------------------------------------------------------------
+
+    def key_usage(self) -> dict[str | None, int]:
+        """Resources per KEK id; the key None counts plaintext (legacy or unencrypted) rows."""
+        return RESOURCE_SEALING.status(self.engine)
+
+    def encrypt_plaintext(
+        self,
+        *,
+        batch_size: int = 500,
+        limit: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Encrypt plaintext rows in place under the current KEK (batched, resumable)."""
+        return RESOURCE_SEALING.encrypt_rows(
+            self.engine, self.keys, batch_size=batch_size, limit=limit, on_progress=on_progress
+        )
+
+    def rewrap(
+        self,
+        *,
+        batch_size: int = 500,
+        limit: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Re-wrap data keys not under the current KEK (batched, resumable, safe under writes)."""
+        return RESOURCE_SEALING.rewrap_rows(
+            self.engine, self.keys, batch_size=batch_size, limit=limit, on_progress=on_progress
+        )
 
     # ---- query API for population -------------------------------------------------------
 
@@ -359,8 +443,8 @@ class RecordStore:
                 .group_by(R.patient_id)
             )
             counts: dict[str, int] = {str(pid): int(n) for pid, n in grouped}
-            bodies = conn.execute(sa.select(R.body).where(R.resource_type == "Patient")).scalars()
-            out = [self._summary(json.loads(b)) for b in bodies]
+            rows = conn.execute(sa.select(*_READ).where(R.resource_type == "Patient")).all()
+        out = [self._summary(self._json(row)) for row in rows]
         out = [
             PatientSummary(
                 p.id, p.name, p.gender, p.birth_date, p.deceased, int(counts.get(p.id, 0))
@@ -386,7 +470,7 @@ class RecordStore:
     ) -> Iterator[Any]:
         where: list[Any] = [R.resource_type.in_(list(resource_types)), R.patient_id == patient_id]
         where.extend(extra)
-        stmt = sa.select(R.id, R.resource_type, R.body, R.time_start, R.time_end)
+        stmt = sa.select(*_READ, R.time_start, R.time_end)
         if codes is not None or prefixes is not None:
             match: list[Any] = []
             if codes is not None:
@@ -433,7 +517,7 @@ class RecordStore:
             extra=extra,
         )
         for row in rows:
-            resource = json.loads(row.body)
+            resource = self._json(row)
             parts = [(resource, False)] + [(c, True) for c in resource.get("component") or ()]
             for part, is_component in parts:
                 for coding in _codings(part.get("code")):
@@ -481,7 +565,7 @@ class RecordStore:
             extra=extra,
         )
         for row in rows:
-            resource = json.loads(row.body)
+            resource = self._json(row)
             fields = index_fields(resource)
             out.append(
                 ConditionRecord(
@@ -520,7 +604,7 @@ class RecordStore:
             extra=extra,
         )
         for row in rows:
-            resource = json.loads(row.body)
+            resource = self._json(row)
             concept = resource.get("medicationCodeableConcept")
             out.append(
                 MedicationRecord(
@@ -556,7 +640,7 @@ class RecordStore:
             extra=extra,
         )
         for row in rows:
-            resource = json.loads(row.body)
+            resource = self._json(row)
             out.append(
                 ProcedureRecord(
                     resource_id=row.id,
@@ -580,7 +664,7 @@ class RecordStore:
             resource_types=("DocumentReference",), patient_id=patient_id, systems=None, extra=extra
         )
         for row in rows:
-            resource = json.loads(row.body)
+            resource = self._json(row)
             for content in resource.get("content") or ():
                 attachment = content.get("attachment") or {}
                 text = _attachment_text(attachment)
