@@ -15,6 +15,15 @@ then prints JSON on stdout:
   the Patient's birth date / gender. Also reported: the share filled when the data existed
   *within the input's lookback window* (or, for conditions, active at that time).
 
+With ``--audit`` the store is a ``medagent.record.audited.AuditedRecordStore`` writing to a fresh
+audit log, and every timed populate call (and every ``populate_all`` round) runs in its own audit
+context, as one service request or one CLI command would: each call then writes one ``read``
+entry (untimed set-up reads fall to a default context naming the OS user). ``audit_overhead``
+then times every scale on the plain and the audited store alternately on the same database
+(so machine load hits both alike) and reports the added time per call and the cost of one
+append with a reused and with a new connection. ``latency.audit_entries`` says how many entries
+were written. The fill rates are computed outside any timing, under one context.
+
 Run: ``python bench/populate_bench.py --data ../shared/data`` (``--quick`` for 8 patients).
 """
 
@@ -70,6 +79,15 @@ def _evaluate(population: Any) -> None:
         population.evaluate()
 
 
+def _request(store: Any, reason: str) -> contextlib.AbstractContextManager[Any]:
+    """One audit context (a request) when the store is audited, else nothing."""
+    from medagent.record.audited import AuditedRecordStore, audit_context
+
+    if isinstance(store, AuditedRecordStore):
+        return audit_context(actor="bench", source="127.0.0.1", reason=reason)
+    return contextlib.nullcontext()
+
+
 def latency(store: Any, patient_id: str, repeat: int) -> dict[str, Any]:
     from medagent.populate import populate
     from medagent.scales import all_scales
@@ -77,7 +95,8 @@ def latency(store: Any, patient_id: str, repeat: int) -> dict[str, Any]:
     at = _last_observation(store, patient_id)
     scales = list(all_scales())
     for scale in scales:  # warm: plans compiled, unit converters cached, SQLite pages read
-        _evaluate(populate(scale, patient_id, store=store, at=at))
+        with _request(store, f"warm {scale.id}"):
+            _evaluate(populate(scale, patient_id, store=store, at=at))
     samples: list[float] = []
     fill_only: list[float] = []
     per_scale: dict[str, list[float]] = defaultdict(list)
@@ -86,7 +105,8 @@ def latency(store: Any, patient_id: str, repeat: int) -> dict[str, Any]:
         start_all = time.perf_counter()
         for scale in scales:
             start = time.perf_counter()
-            population = populate(scale, patient_id, store=store, at=at)
+            with _request(store, f"populate scale {scale.id}"):
+                population = populate(scale, patient_id, store=store, at=at)
             filled = time.perf_counter()
             _evaluate(population)
             elapsed = (time.perf_counter() - start) * 1000
@@ -99,8 +119,9 @@ def latency(store: Any, patient_id: str, repeat: int) -> dict[str, Any]:
     together: list[float] = []
     for _ in range(repeat):
         start = time.perf_counter()
-        for population in populate_all(scales, patient_id, store=store, at=at):
-            _evaluate(population)
+        with _request(store, "populate every scale"):
+            for population in populate_all(scales, patient_id, store=store, at=at):
+                _evaluate(population)
         together.append((time.perf_counter() - start) * 1000)
     slowest = sorted(per_scale.items(), key=lambda kv: -statistics.median(kv[1]))[:5]
     return {
@@ -128,7 +149,77 @@ def latency(store: Any, patient_id: str, repeat: int) -> dict[str, Any]:
             "p95": round(_p(together, 0.95), 1),
         },
         "goal_p95_ms": 50,
+        "audit_entries": _entries(store),
     }
+
+
+def audit_overhead(store: Any, audited: Any, patient_id: str, repeat: int) -> dict[str, Any]:
+    """Paired timing: each scale populated on the plain and on the audited store (same database),
+    alternating which goes first, each audited call in its own context (one entry per call);
+    plus the cost of one audit append (reused connection, as now, and a new connection per
+    entry, as before)."""
+    from medagent.populate import populate
+    from medagent.scales import all_scales
+    from medagent.secure.audit import AuditLog
+
+    at = _last_observation(store, patient_id)
+    scales = list(all_scales())
+    plain_ms: list[float] = []
+    audited_ms: list[float] = []
+    for round_ in range(repeat + 1):
+        for i, scale in enumerate(scales):
+            pair: dict[str, float] = {}
+            order = (store, audited) if (i + round_) % 2 else (audited, store)
+            for target in order:
+                start = time.perf_counter()
+                with _request(target, f"populate scale {scale.id}"):
+                    populate(scale, patient_id, store=target, at=at)
+                pair["a" if target is audited else "p"] = (time.perf_counter() - start) * 1000
+            if round_:  # the first round warms both
+                plain_ms.append(pair["p"])
+                audited_ms.append(pair["a"])
+    diffs = [a - p for a, p in zip(audited_ms, plain_ms, strict=True)]
+    log: AuditLog = audited.audit
+    append_reused: list[float] = []
+    append_fresh: list[float] = []
+    for bucket, reconnect in ((append_reused, False), (append_fresh, True)):
+        for i in range(200):
+            if reconnect:
+                log.close()  # what every append did before: open, append, close
+            start = time.perf_counter()
+            log.append(
+                actor="bench", action="read", resource=f"Patient/{i}", source="b", reason="x"
+            )
+            bucket.append((time.perf_counter() - start) * 1000)
+    log.close()
+    return {
+        "calls": len(diffs),
+        "populate_plain_ms": {
+            "median": round(statistics.median(plain_ms), 3),
+            "p95": round(_p(plain_ms, 0.95), 3),
+        },
+        "populate_audited_ms": {
+            "median": round(statistics.median(audited_ms), 3),
+            "p95": round(_p(audited_ms, 0.95), 3),
+        },
+        "added_per_call_ms": {
+            "median": round(statistics.median(diffs), 3),
+            "p95": round(_p(diffs, 0.95), 3),
+        },
+        "append_ms_reused_connection": {
+            "median": round(statistics.median(append_reused), 3),
+            "p95": round(_p(append_reused, 0.95), 3),
+        },
+        "append_ms_new_connection": {
+            "median": round(statistics.median(append_fresh), 3),
+            "p95": round(_p(append_fresh, 0.95), 3),
+        },
+    }
+
+
+def _entries(store: Any) -> int | None:
+    audit = getattr(store, "audit", None)
+    return None if audit is None else sum(1 for _ in audit.entries())
 
 
 def _evidence(store: Any, patient_id: str, at: datetime) -> dict[str, Any]:
@@ -246,27 +337,44 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="8 patients, 5 repeats")
     parser.add_argument("--db", help="use this already-imported store instead of importing")
+    parser.add_argument("--audit", action="store_true", help="audit every access (see above)")
+    parser.add_argument("--no-fill-rates", action="store_true", help="latency only")
     args = parser.parse_args()
     from medagent.record import RecordStore
+    from medagent.record.audited import AuditedRecordStore, process_context
 
     with tempfile.TemporaryDirectory(prefix="populate-bench-") as tmp:
         start = time.perf_counter()
-        if args.db:
-            store = RecordStore.open(args.db)
-        else:
-            files = _bundles(args.data, Path(tmp))
-            if args.quick:
-                files = sorted(files, key=lambda p: p.stat().st_size)[-8:]
-            store = RecordStore.open(f"sqlite:///{Path(tmp) / 'bench.db'}")
-            store.import_paths(files, validate=False)
-        imported = time.perf_counter() - start
-        patients = store.patients()
+        url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        store = (
+            AuditedRecordStore.open(
+                url, audit=Path(tmp) / "audit.db", default=process_context("benchmark")
+            )
+            if args.audit
+            else RecordStore.open(url)
+        )
+        with _request(store, "benchmark set-up"):
+            if not args.db:
+                files = _bundles(args.data, Path(tmp))
+                if args.quick:
+                    files = sorted(files, key=lambda p: p.stat().st_size)[-8:]
+                store.import_paths(files, validate=False)
+            imported = time.perf_counter() - start
+            patients = store.patients()
         largest = max(patients, key=lambda p: p.resource_count)
-        out = {
+        out: dict[str, Any] = {
+            "audited": args.audit,
             "import_seconds": round(imported, 1),
             "latency": latency(store, largest.id, 5 if args.quick else args.repeat),
-            "fill_rate": fill_rates(store, [p.id for p in patients]),
         }
+        if args.audit:
+            plain = RecordStore(store.engine)
+            out["audit_overhead"] = audit_overhead(
+                plain, store, largest.id, 3 if args.quick else min(args.repeat, 5)
+            )
+        if not args.no_fill_rates:
+            with _request(store, "fill-rate benchmark"):
+                out["fill_rate"] = fill_rates(store, [p.id for p in patients])
         store.close()
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
 

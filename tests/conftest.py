@@ -9,6 +9,26 @@ from typing import Any
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_audit_log_and_keyring(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Tests never write to the user's own audit log or create the user's default keyring
+    (the CLI and the stores default to both)."""
+    from medagent.secure.at_rest import LocalKeyProvider
+
+    private = tmp_path_factory.mktemp("private")
+    keyring = private / "keyring"
+    keyring.write_text(LocalKeyProvider.generate("test-kek").to_text(), encoding="utf-8")
+    keyring.chmod(0o600)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MEDAGENT_AUDIT", str(private / "audit.db"))
+    patch.setenv("MEDAGENT_KEK_FILE", str(keyring))
+    patch.delenv("MEDAGENT_KEK", raising=False)
+    yield
+    patch.undo()
+
+
 MEDCALC_DEV = SHARED_DATA / "medcalc-bench-v1.0-dev.csv"
 
 _MINIMAL: dict[str, Any] = {

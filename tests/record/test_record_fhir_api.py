@@ -17,7 +17,7 @@ from medagent.record.fhir_api import create_app
 @pytest.fixture
 def client(sqlite_store: RecordStore, precious: Path) -> Iterator[TestClient]:
     sqlite_store.import_file(precious)
-    with TestClient(create_app(sqlite_store)) as test_client:
+    with TestClient(create_app(sqlite_store, anonymous=True)) as test_client:
         yield test_client
 
 
@@ -80,3 +80,9 @@ def test_bearer_token_required_when_validator(sqlite_store: RecordStore) -> None
         assert bad.status_code == 401
         good = test_client.get("/fhir/metadata", headers={"Authorization": "Bearer good"})
         assert good.status_code == 200
+
+
+# Regression: without a validator the API used to serve every patient to anyone.
+def test_api_without_a_token_validator_must_be_asked_for(sqlite_store: RecordStore) -> None:
+    with pytest.raises(ValueError, match="token_validator"):
+        create_app(sqlite_store)

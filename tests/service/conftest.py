@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from service_helpers import PASSWORD, CdsClientKey, LiveServer, Service, free_port
 
+from medagent.record.audited import audit_context
 from medagent.secure.access import Passwords
 from medagent.service import Settings, create_app
 
@@ -36,7 +37,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         smart_iss_allow=(),
     )
     app = create_app(settings)
-    load_demo(app.state.svc.store)
+    with audit_context(actor="test-setup", source="pytest", reason="load the demo patients"):
+        load_demo(app.state.svc.store)
     with LiveServer(app, port) as live:
         yield Service(app, live.url, settings, key, tmp)
 

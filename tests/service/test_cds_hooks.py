@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from service_helpers import CdsClientKey, LiveServer, Service, free_port
 
+from medagent.record.audited import audit_context
 from medagent.record.fhir_api import create_app as fhir_app
 from medagent.service import db
 from medagent.service.cds import prefetch_templates
@@ -36,14 +37,18 @@ def auth(service: Service, sid: str, **kw: Any) -> dict[str, str]:
 def prefetch_of(service: Service, patient_id: str) -> dict[str, Any]:
     """What an EHR would send for the templates, read from the record."""
     store = service.app.state.svc.store
-    out: dict[str, Any] = {"patient": store.get("Patient", patient_id)}
-    for key, rtype in [
-        ("conditions", "Condition"),
-        ("medications", "MedicationRequest"),
-        ("observations", "Observation"),
-        ("procedures", "Procedure"),
-    ]:
-        found, total = store.search(rtype, patient=patient_id, count=1000)
+    with audit_context(actor="test-ehr", source="pytest", reason="build a prefetch"):
+        out: dict[str, Any] = {"patient": store.get("Patient", patient_id)}
+        found_by_key = {
+            key: store.search(rtype, patient=patient_id, count=1000)
+            for key, rtype in [
+                ("conditions", "Condition"),
+                ("medications", "MedicationRequest"),
+                ("observations", "Observation"),
+                ("procedures", "Procedure"),
+            ]
+        }
+    for key, (found, total) in found_by_key.items():
         out[key] = {
             "resourceType": "Bundle",
             "type": "searchset",

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from service_helpers import CdsClientKey
 
+from medagent.record.audited import audit_context
 from medagent.secure.access import Principal, Role
 from medagent.service import Settings, create_app
 from medagent.service.security import issue_session
@@ -43,7 +44,8 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str, Cds
             cds_jwks_file=tmp / "jwks.json",
         )
     )
-    load_demo(app.state.svc.store)
+    with audit_context(actor="test-setup", source="pytest", reason="load the demo patients"):
+        load_demo(app.state.svc.store)
     token = issue_session(app.state.svc, Principal.grant("fuzzer", Role.CLINICIAN))
     return app, token, key
 

@@ -41,3 +41,21 @@ def test_clinician_ingests_and_reads(client: TestClient, service: Service) -> No
     assert profile.status_code == 200
     page = client.get("/monitor/dashboard", headers=h)
     assert page.status_code == 200
+
+
+# Regression: the acknowledging user was taken from the request body, so anyone signed in could
+# acknowledge an alert in another person's name; behind the service it is the signed-in user.
+def test_alert_is_acknowledged_as_the_signed_in_user(client: TestClient, service: Service) -> None:
+    h = service.headers(Role.NURSE, "nurse-3")
+    monitor = client.app.state.monitor  # type: ignore[attr-defined]
+    for i, (code, value, unit) in enumerate(
+        [("8867-4", 140, "/min"), ("9279-1", 30, "/min"), ("59408-5", 88, "%")]
+    ):
+        client.post("/monitor/fhir", json=_observation(100 + i, code, value, unit), headers=h)
+    alerts = monitor.alerts(patient_id="demo-sepsis-ward")
+    assert alerts, "three abnormal vital signs raise an alert"
+    aid = alerts[0].id
+    spoofed = client.post(f"/monitor/alerts/{aid}/ack", json={"user": "dr-other"}, headers=h)
+    assert spoofed.status_code == 403
+    done = client.post(f"/monitor/alerts/{aid}/ack", json={}, headers=h)
+    assert done.status_code == 200 and done.json()["acknowledged_by"] == "nurse-3"

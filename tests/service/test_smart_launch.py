@@ -122,6 +122,18 @@ def test_ehr_launch_opens_the_patient_page(service: Service, auth_server: AuthSe
         # The session cookie now opens other pages of the same patient.
         scale = browser.get(f"{service.url}/app/patients/{PATIENT}/scales/has_bled")
         assert scale.status_code == 200
+    # the launch is a sign-in, and what the launched user then read is theirs in the trail
+    trail = service.app.state.svc.audit.search(actor="Practitioner/dr-smart")
+    login = next(e for e in trail if e.action == "login")
+    assert (login.source, login.outcome, login.reason) == (
+        "127.0.0.1",
+        "success",
+        "SMART App Launch",
+    )
+    assert login.detail == f"SMART launch from {iss} in the context of Patient/{PATIENT}"
+    reads = [(e.resource, e.reason) for e in trail if e.action == "read"]
+    assert (f"Patient/{PATIENT}", "patient page") in reads
+    assert (f"Patient/{PATIENT}", "scale page has_bled") in reads
 
 
 def test_launch_refusals(service: Service, auth_server: AuthServer) -> None:
@@ -143,3 +155,6 @@ def test_launch_refusals(service: Service, auth_server: AuthServer) -> None:
         callback = at_as.headers["location"]
         assert browser.get(callback).status_code == 303
         assert browser.get(callback).status_code == 401
+    refused = [e.outcome for e in service.app.state.svc.audit.search(action="login")]
+    assert "refused: iss not allowed" in refused
+    assert "failed: unknown or expired launch state" in refused

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from medagent.cli._common import JsonFlag, fail, print_json
+from medagent.cli._common import JsonFlag, audit_event, fail, open_store, print_json
 
 if TYPE_CHECKING:
     from medagent.populate.model import Evaluation, Population
@@ -50,16 +50,23 @@ def populate_command(
     """Fill a scale from the patient's record (with the source of each value), then score it."""
     from medagent.errors import MedAgentError
     from medagent.populate import populate
-    from medagent.record.db import default_url
-    from medagent.record.store import RecordStore
+    from medagent.record.audited import score_detail
 
     when = _parse_time(at)
-    with RecordStore.open(db or default_url()) as store:
+    reason = f"populate scale {scale_id}"
+    with open_store(db, reason=reason) as store:
         try:
             population = populate(scale_id, patient_id, store=store, at=when)
             evaluation = population.evaluate()
         except MedAgentError as exc:
             fail(str(exc))
+        audit_event(
+            action="score",
+            resource=f"Patient/{patient_id}",
+            reason=reason,
+            detail=score_detail(evaluation.result),
+            log=store.audit,
+        )
     if as_json:
         print_json({**population.to_dict(), "evaluation": evaluation.to_dict()})
         return
@@ -132,13 +139,12 @@ def override_command(
     """Store a clinician's value for one input; it wins over the record from now on."""
     from medagent.errors import MedAgentError
     from medagent.populate import save_override
-    from medagent.record.db import default_url
-    from medagent.record.store import RecordStore
 
     key, sep, value = assignment.partition("=")
     if not sep or not key.strip() or not value.strip():
         fail(f"{assignment!r} is not INPUT=VALUE")
-    with RecordStore.open(db or default_url()) as store:
+    reason = f"override {scale_id}.{key.strip()}"
+    with open_store(db, reason=reason) as store:
         try:
             store.patient(patient_id)
             saved = save_override(
@@ -151,6 +157,13 @@ def override_command(
             )
         except MedAgentError as exc:
             fail(str(exc))
+        audit_event(
+            action="override",
+            resource=f"Patient/{patient_id}",
+            reason=reason,
+            detail=f"{saved.scale_id}.{saved.input_id} entered by user {saved.user}",
+            log=store.audit,
+        )
     record = {
         "scale": saved.scale_id,
         "patient": saved.patient_id,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from medagent.cli._common import JsonFlag, fail, print_json
+from medagent.cli._common import JsonFlag, audit_event, fail, open_store, print_json
 
 if TYPE_CHECKING:
     from medagent.eval.recommend import MedCalcReport, VignetteReport
@@ -63,10 +63,7 @@ def recommend_command(
         if text is not None:
             ctx = from_text(text, setting=setting, department=department, at=when)
         else:
-            from medagent.record.db import default_url
-            from medagent.record.store import RecordStore
-
-            with RecordStore.open(db or default_url()) as store:
+            with open_store(db, reason="recommend scales") as store:
                 ctx = from_record(
                     store, str(patient), at=when, setting=setting, department=department
                 )
@@ -231,16 +228,24 @@ def assess_command(
     """Recommend, populate and score in one go: results, missing items and guidance."""
     from medagent.errors import MedAgentError
     from medagent.recommend import assess
-    from medagent.record.db import default_url
-    from medagent.record.store import RecordStore
+    from medagent.record.audited import score_detail
 
     try:
         when = datetime.fromisoformat(at) if at else None
     except ValueError:
         fail(f"--at {at!r} is not an ISO 8601 time")
+    reason = "assess: recommend, populate and score"
     try:
-        with RecordStore.open(db or default_url()) as store:
+        with open_store(db, reason=reason) as store:
             outcome = assess(store, patient, at=when, setting=setting, limit=limit)
+            for item in outcome.assessed:
+                audit_event(
+                    action="score",
+                    resource=f"Patient/{patient}",
+                    reason=reason,
+                    detail=score_detail(item.evaluation.result),
+                    log=store.audit,
+                )
     except MedAgentError as error:
         fail(str(error))
     if as_json:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from medagent.cli._common import JsonFlag, print_json
+from medagent.cli._common import JsonFlag, open_store, print_json
 
 if TYPE_CHECKING:
     from medagent.record.errors import RecordImportError
@@ -45,10 +45,8 @@ def import_command(
         TimeRemainingColumn,
     )
 
-    from medagent.record.db import default_url
     from medagent.record.errors import RecordImportError
     from medagent.record.importer import expand_paths, read_file
-    from medagent.record.store import RecordStore
 
     files = list(expand_paths(paths))
     missing = [str(p) for p in files if not p.exists()]
@@ -57,7 +55,8 @@ def import_command(
         raise typer.Exit(2)
     console = Console(stderr=True)
     total_bytes = sum(p.stat().st_size for p in files)
-    with RecordStore.open(db or default_url()) as store:
+    names = ", ".join(str(p) for p in paths)
+    with open_store(db, reason=f"import {names}"[:300]) as store:
         progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -113,10 +112,7 @@ def import_command(
 @app.command("patients")
 def patients_command(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List the patients in the store: id, name, sex, birth date, number of resources."""
-    from medagent.record.db import default_url
-    from medagent.record.store import RecordStore
-
-    with RecordStore.open(db or default_url()) as store:
+    with open_store(db, reason="list patients") as store:
         patients = store.patients()
     rows = [
         {

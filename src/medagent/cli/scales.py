@@ -86,6 +86,12 @@ def scales_show(scale_id: str, as_json: JsonFlag = False) -> None:
         console.print("[bold]Bands[/bold]")
         for band in scale.bands:
             console.print(f"  {band.describe('score')}: {band.label}. {band.interpretation}")
+    if scale.alerts:
+        console.print("[bold]Alerts[/bold] (fire on single answers, whatever the total)")
+        for alert in scale.alerts:
+            when = " and ".join(c.describe() for c in alert.when)
+            console.print(f"  [bold red]{alert.severity}[/bold red] {alert.id} when {when}")
+            console.print(f"    {alert.text}", markup=False)
     console.print("[bold]References[/bold]")
     for ref in scale.references:
         link = ref.link or ""
@@ -145,6 +151,8 @@ def score(
     as_json: JsonFlag = False,
 ) -> None:
     """Evaluate one scale; incomplete results say what is missing and the range still possible."""
+    from medagent.cli._common import audit_event
+    from medagent.record.audited import score_detail
     from medagent.scales import evaluate, get_scale
 
     inputs = _parse_assignments(assignments or [])
@@ -153,6 +161,13 @@ def score(
     except MedAgentError as exc:
         fail(str(exc))
         return
+    # the inputs may be a patient's, typed in: the score is recorded, though no record was read
+    audit_event(
+        action="score",
+        resource=f"scale:{result.scale.id}",
+        reason="score from inputs given on the command line",
+        detail=score_detail(result) + f", inputs {', '.join(sorted(inputs)) or 'none'}",
+    )
     if as_json:
         print_json(result.to_dict())
     else:

@@ -32,8 +32,11 @@ def serve(
     app = create_app(settings)
     if demo:
         from medagent.demo import load_demo
+        from medagent.record.audited import audit_context, process_context
 
-        loaded = load_demo(app.state.svc.store)
+        ctx = process_context("load the demo patients")
+        with audit_context(actor=ctx.actor, source=ctx.source, reason=ctx.reason):
+            loaded = load_demo(app.state.svc.store)
         token = issue_session(app.state.svc, Principal.grant("demo-clinician", Role.CLINICIAN))
         typer.echo(f"loaded {len(loaded)} demo patients")
         typer.echo(f"open {settings.base_url}/auth/session?token={token}")

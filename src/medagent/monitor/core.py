@@ -98,10 +98,22 @@ class Monitor:
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> Monitor:
-        """A monitor on the database at ``url`` (default: the record store's default)."""
-        from medagent.record.db import default_url
+        """A monitor on the database at ``url`` (default: the record store's default).
 
-        return cls(RecordStore.open(url or default_url()), **kwargs)
+        Its reads of the record are audited (`$MEDAGENT_AUDIT`, else the user data directory)
+        as the monitor run by this operating-system user: they build each patient's context for
+        the early-warning scores, on behalf of no particular person.
+        """
+        from medagent.record.audited import AuditedRecordStore, process_context
+        from medagent.record.db import default_url
+        from medagent.secure.audit import default_audit_path
+
+        store = AuditedRecordStore.open(
+            url or default_url(),
+            audit=default_audit_path(),
+            default=process_context("vital-sign monitoring", program="monitor"),
+        )
+        return cls(store, **kwargs)
 
     # ------------------------------------------------------------------ twins
 
@@ -292,12 +304,15 @@ class Monitor:
         return ack(message, "AA")
 
     def dead_letter(self, source: str, reason: str, payload: str) -> None:
-        """Keep a refused message with the reason."""
+        """Keep a refused message with the reason (encrypted like the record it sits beside)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(db.dead_letters).values(
-                    received=self.clock(), source=source, reason=reason, payload=payload
-                )
+            db.insert_dead_letter(
+                conn,
+                received=self.clock(),
+                source=source,
+                reason=reason,
+                payload=payload,
+                keys=self.store.keys if self.store.encrypt else None,
             )
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -306,7 +321,10 @@ class Monitor:
             rows = conn.execute(
                 sa.select(db.dead_letters).order_by(db.dead_letters.c.id.desc()).limit(limit)
             ).all()
-        return [{**row._mapping, "received": row.received.isoformat()} for row in rows]
+        return [
+            {**db.read_dead_letter(row, self.store.keys), "received": row.received.isoformat()}
+            for row in rows
+        ]
 
     def set_placement(self, patient_id: str, *, ward: str | None, bed: str | None = None) -> None:
         """Put a patient on a ward (and bed)."""

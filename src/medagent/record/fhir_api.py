@@ -1,15 +1,24 @@
-"""Read-only FHIR R4 REST API over the record store: metadata, read, and search by patient."""
+"""Read-only FHIR R4 REST API over the record store: metadata, read, and search by patient.
+
+Every read runs in an audit context naming the client (what the token validator says it is, or a
+pseudonym of its token: the first 12 hex digits of the token's SHA-256), the client's address and
+the interaction, so an :class:`~medagent.record.audited.AuditedRecordStore` records each access;
+a refused token is written to the store's audit log as a failed authentication.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from medagent.record.audited import AuditedRecordStore, audit_context
 from medagent.record.errors import ResourceNotFoundError
 from medagent.record.fhirtime import format_instant, parse_fhir_time
 from medagent.record.store import RecordStore
@@ -19,7 +28,9 @@ MAX_COUNT = 1000
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _LAST_UPDATED = re.compile(r"^(ge|gt|eq)?(.+)$")
 
-TokenValidator = Callable[[str], bool]
+# Accepts a bearer token (True, or the name of the client it belongs to) or refuses it (False).
+TokenValidator = Callable[[str], bool | str]
+ANONYMOUS = "anonymous (no authentication configured)"
 
 
 class FHIRResponse(JSONResponse):
@@ -49,15 +60,46 @@ class _UnauthorizedError(Exception):
     """Raised by `check_token`; answered with a 401 OperationOutcome."""
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def check_token(request: Request) -> None:
-    """Require a bearer token the app's validator accepts, when the app has one."""
+    """Require a bearer token the app's validator accepts, when the app has one; remember who
+    the client is for the audit trail."""
     validator: TokenValidator | None = getattr(request.app.state, "token_validator", None)
     if validator is None:
+        request.state.fhir_client = ANONYMOUS
         return
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token or not validator(token):
+    verdict = validator(token) if scheme.lower() == "bearer" and token else False
+    if not verdict:
+        store = request.app.state.record_store
+        if isinstance(store, AuditedRecordStore):
+            store.audit.append(
+                actor=f"token:{_pseudonym(token)}" if token else "(no bearer token)",
+                action="authenticate",
+                resource="session",
+                source=_client(request),
+                reason="FHIR API",
+                outcome="failed: bearer token refused",
+            )
         raise _UnauthorizedError
+    request.state.fhir_client = (
+        verdict if isinstance(verdict, str) else f"token:{_pseudonym(token)}"
+    )
+
+
+def _pseudonym(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+@contextmanager
+def _audited(request: Request, reason: str) -> Iterator[None]:
+    actor = getattr(request.state, "fhir_client", ANONYMOUS)
+    with audit_context(actor=actor, source=_client(request), reason=reason):
+        yield
 
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(check_token)])
@@ -66,6 +108,7 @@ router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(check_to
 @router.get("/metadata", response_class=FHIRResponse)
 def metadata(store: StoreDep, request: Request) -> dict[str, Any]:
     """CapabilityStatement: read and search-type by patient for every stored resource type."""
+    types = store.resource_types()
     search_params = [
         {"name": "patient", "type": "reference"},
         {"name": "_id", "type": "token"},
@@ -94,7 +137,7 @@ def metadata(store: StoreDep, request: Request) -> dict[str, Any]:
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": search_params,
                     }
-                    for rtype in store.resource_types()
+                    for rtype in types
                 ],
             }
         ],
@@ -102,12 +145,13 @@ def metadata(store: StoreDep, request: Request) -> dict[str, Any]:
 
 
 @router.get("/{resource_type}/{resource_id}", response_class=FHIRResponse, response_model=None)
-def read(resource_type: str, resource_id: str, *, store: StoreDep) -> Any:
+def read(resource_type: str, resource_id: str, *, request: Request, store: StoreDep) -> Any:
     """One resource by type and id."""
     if not _TYPE.match(resource_type):
         return _outcome(400, "invalid", f"not a resource type: {resource_type}")
     try:
-        return store.get(resource_type, resource_id)
+        with _audited(request, f"FHIR API read {resource_type}/{resource_id}"[:200]):
+            return store.get(resource_type, resource_id)
     except ResourceNotFoundError as exc:
         return _outcome(404, "not-found", str(exc))
 
@@ -149,9 +193,10 @@ def search(
     if resource_type == "Patient" and patient_id is not None:
         ids, patient_id = [patient_id], None
     count = min(count, MAX_COUNT)
-    resources, total = store.search(
-        resource_type, patient=patient_id, ids=ids, since=when, count=count, offset=offset
-    )
+    with _audited(request, f"FHIR API search {resource_type}"):
+        resources, total = store.search(
+            resource_type, patient=patient_id, ids=ids, since=when, count=count, offset=offset
+        )
     base = str(request.url_for("read", resource_type="X", resource_id="Y")).removesuffix("/X/Y")
     links = [{"relation": "self", "url": str(request.url)}]
     if offset + count < total and count > 0:
@@ -182,13 +227,20 @@ def create_app(
     *,
     token_validator: TokenValidator | None = None,
     token_endpoint: str | None = None,
+    anonymous: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving the store under `/fhir`.
 
-    With a `token_validator`, every FHIR request needs a bearer token it accepts; with a
+    Every FHIR request needs a bearer token the `token_validator` accepts (returning
+    True, or the client's name for the audit trail); with a
     `token_endpoint` (absolute, or a path on this server) the public
     `/fhir/.well-known/smart-configuration` advertises it for SMART backend services.
     """
+    if token_validator is None and not anonymous:
+        raise ValueError(
+            "the FHIR API serves patient data: give a token_validator (anonymous=True is for "
+            "tests and local experiments only)"
+        )
     app = FastAPI(title="medagent FHIR API", version="0.1.0")
     app.state.record_store = store
     app.state.token_validator = token_validator

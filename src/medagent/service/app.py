@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import random
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -55,17 +53,20 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
 
 def _state(settings: Settings) -> ServiceState:
     from medagent.populate.overrides import migrate as migrate_overrides
-    from medagent.record.store import RecordStore
+    from medagent.record.audited import AuditedRecordStore
     from medagent.secure.access import Authorizer, LoginService, RateLimiter, Role
-    from medagent.secure.audit import AuditLog
+    from medagent.secure.audit import AuditLog, default_audit_path
     from medagent.service.cds_auth import CdsVerifier
     from medagent.service.db import migrate
 
+    audit = AuditLog(settings.audit_path or default_audit_path())
     # Several worker processes start at once and all migrate: the losers of that race see a
     # table appear under them; migrating again then finds the schema at head and does nothing.
     for attempt in range(5):
         try:
-            store = RecordStore.open(settings.database_url)
+            # No default audit context: every read and write must come from a request whose
+            # guard bound who, from where and why; a handler that forgot fails closed.
+            store = AuditedRecordStore.open(settings.database_url, audit=audit)
             migrate(store.engine)
             migrate_overrides(store.engine)
             break
@@ -73,8 +74,6 @@ def _state(settings: Settings) -> ServiceState:
             if attempt == 4:
                 raise
             time.sleep(0.2 + random.random())
-    audit_path = settings.audit_path or Path(tempfile.mkdtemp(prefix="medagent-audit-")) / "a.db"
-    audit = AuditLog(audit_path)
     login = None
     if settings.users_file is not None:
         users: dict[str, tuple[str, Role]] = {}

@@ -111,7 +111,10 @@ def assess_patient(
 ) -> Assessment:
     """Populate, score and store one assessment (stored overrides included)."""
     from medagent.populate import stored_overrides
+    from medagent.record.audited import score_detail
+    from medagent.service.security import audit_event, require_audit_context
 
+    require_audit_context()
     population = populate_for(state.store, patient_id, scale=scale)
     evaluation = population.evaluate()
     result = evaluation.result
@@ -141,6 +144,12 @@ def assess_patient(
         source=source,
         user=user,
     )
+    audit_event(
+        state,
+        action="score",
+        patient_id=patient_id,
+        detail=f"{score_detail(result)}, stored as assessment {new_id} ({source})",
+    )
     return Assessment(new_id, population, result)
 
 
@@ -154,8 +163,11 @@ def store_answers(
     source: str,
 ) -> tuple[str, Result]:
     """Score answers given directly (API or patient link); stores a QuestionnaireResponse too."""
+    from medagent.record.audited import score_detail
     from medagent.sdc import questionnaire_response
+    from medagent.service.security import audit_event, require_audit_context
 
+    require_audit_context()
     result = evaluate(scale, answers)  # InputError → 422 with every problem
     now = datetime.now(UTC)
     qr = questionnaire_response(result, subject=f"Patient/{patient_id}", authored=now)
@@ -179,6 +191,13 @@ def store_answers(
         source=source,
         user=user,
         questionnaire_response=qr,
+    )
+    audit_event(
+        state,
+        action="score",
+        patient_id=patient_id,
+        detail=f"{score_detail(result)}, from answers ({', '.join(sorted(answers))}),"
+        f" stored as assessment {new_id} ({source})",
     )
     return new_id, result
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from medagent.errors import MedAgentError
+from medagent.secure.audit import AuditLog
 from medagent.service.problems import ProblemError
 
 MAX_FETCH = 20_000  # resources read from a FHIR server per hook call, at most
@@ -175,7 +176,7 @@ def fetch_from_server(
     pid = quote(patient_id, safe="")
     out: list[dict[str, Any]] = []
     try:
-        with httpx.Client(headers=headers, timeout=10.0) as client:
+        with httpx.Client(headers=headers, timeout=10.0, trust_env=False) as client:
             for template in prefetch_templates().values():
                 url: str | None = base + "/" + template.replace("{{context.patientId}}", pid)
                 while url and len(out) < MAX_FETCH:
@@ -227,8 +228,19 @@ def _scratch_engine() -> Any:
 
 
 @contextmanager
-def scratch_store(resources: Iterable[dict[str, Any]]) -> Iterator[Any]:
-    """An in-memory record store holding only the resources the scales can use, for one call."""
+def scratch_store(
+    resources: Iterable[dict[str, Any]],
+    *,
+    audit: AuditLog | None = None,
+    source: str = "cds-prefetch",
+) -> Iterator[Any]:
+    """An in-memory record store holding only the resources the scales can use, for one call.
+
+    With an audit log, the store is audited: the data the client sent is written to it (a
+    ``write`` entry per patient, from ``source``) and read by the scales (a ``read`` entry), in
+    the caller's audit context.
+    """
+    from medagent.record.audited import AuditedRecordStore
     from medagent.record.db import codes_table, resources_table
     from medagent.record.store import RecordStore
 
@@ -245,8 +257,13 @@ def scratch_store(resources: Iterable[dict[str, Any]]) -> Iterator[Any]:
     ]
     engine = _scratch_engine()
     try:
-        store = RecordStore(engine)
-        store.put(kept, source="cds-prefetch")
+        # In memory for one call and gone after it: nothing is at rest, so nothing to encrypt.
+        store = (
+            RecordStore(engine, encrypt=False)
+            if audit is None
+            else AuditedRecordStore(engine, audit=audit, encrypt=False)
+        )
+        store.put(kept, source=source)
         yield store
     finally:
         with engine.begin() as conn:

@@ -25,7 +25,7 @@ JwksFetcher = Callable[[str], dict[str, Any]]
 
 
 def _fetch_jwks(url: str) -> dict[str, Any]:
-    response = httpx.get(url, timeout=5.0, follow_redirects=False)
+    response = httpx.get(url, timeout=5.0, follow_redirects=False, trust_env=False)
     response.raise_for_status()
     data: dict[str, Any] = response.json()
     return data

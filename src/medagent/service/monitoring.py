@@ -13,7 +13,7 @@ from starlette.websockets import WebSocket
 
 from medagent.secure.access import AccessDeniedError, Principal
 from medagent.service.problems import ProblemError, forbidden
-from medagent.service.security import read_session, token_from
+from medagent.service.security import client_address, read_session, token_from
 from medagent.service.state import ServiceState, get_state
 
 _ACTIONS = {"GET": "r", "HEAD": "r", "POST": "c", "PUT": "u", "DELETE": "d"}
@@ -28,9 +28,9 @@ def monitor_access(
         token = token_from(connection)
         if not token:
             raise ProblemError(401, "Unauthorized", detail="credentials are required")
-        principal = read_session(state, token)
+        source = client_address(connection)
+        principal = read_session(state, token, source=source)
         action = "c" if websocket else _ACTIONS.get(connection.scope.get("method", "GET"), "r")
-        source = connection.client.host if connection.client else "unknown"
         try:
             state.authorizer.check(
                 principal,
@@ -45,6 +45,7 @@ def monitor_access(
         if websocket:
             raise WebSocketException(status.WS_1008_POLICY_VIOLATION, exc.detail) from exc
         raise
+    connection.state.principal = principal  # who acknowledges an alert is who signed in
     return principal
 
 
@@ -61,7 +62,14 @@ def mount_monitor(app: FastAPI, state: ServiceState) -> Callable[[], Any] | None
         from medagent.monitor.dashboard import router as dashboard_router
     except ImportError:
         return None
-    monitor = Monitor(state.store)
+    from medagent.record.audited import process_context
+
+    # The monitor builds each patient's context from the record for the early-warning scores on
+    # behalf of nobody in particular (readings arrive from devices); its reads are attributed to
+    # the monitor. Who looks at the dashboard is in the access decisions of `monitor_access`.
+    monitor = Monitor(
+        state.store.with_default(process_context("vital-sign monitoring", program="monitor"))
+    )
     app.state.monitor = monitor
     guard = [Depends(monitor_access)]
     app.include_router(api_router, dependencies=guard)

@@ -11,6 +11,11 @@ import jwt
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from medagent.record.audited import (
+    AuditContextError,
+    bind_audit_context,
+    current_audit_context,
+)
 from medagent.secure.access import (
     AccessDeniedError,
     Authorizer,
@@ -19,7 +24,7 @@ from medagent.secure.access import (
     Scope,
     parse_scopes,
 )
-from medagent.service.problems import forbidden, unauthorized
+from medagent.service.problems import ProblemError, forbidden, unauthorized
 from medagent.service.state import ServiceState, StateDep
 
 SESSION_COOKIE = "medagent_session"
@@ -43,8 +48,77 @@ def issue_session(state: ServiceState, principal: Principal, *, minutes: int | N
     return jwt.encode(claims, state.settings.secret, algorithm=_ALG)
 
 
-def read_session(state: ServiceState, token: str) -> Principal:
-    """The principal of a session token; raises 401 when it is not valid."""
+def client_address(connection: HTTPConnection) -> str:
+    """Where a request comes from: the client's address as the server sees it."""
+    return connection.client.host if connection.client else "unknown"
+
+
+def unverified_subject(token: str, claim: str = "sub") -> str:
+    """Who a token that failed verification claims to be, marked as unverified (for the log)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return "(unreadable token)"
+    value = claims.get(claim) if isinstance(claims, dict) else None
+    return f"{str(value)[:128]} (unverified)" if value else "(no subject, unverified)"
+
+
+def audit_failed_authentication(
+    state: ServiceState, *, actor: str, source: str, reason: str, why: str
+) -> None:
+    """Write a failed authentication (a bad session, link or client token) to the audit log."""
+    state.audit.append(
+        actor=actor,
+        action="authenticate",
+        resource="session",
+        source=source,
+        reason=reason,
+        outcome=f"failed: {why}"[:300],
+    )
+
+
+def audit_event(
+    state: ServiceState, *, action: str, patient_id: str, detail: str, outcome: str = "success"
+) -> None:
+    """Write what a handler did to a patient's record (a score, an override, a link) under the
+    request's audit context (bound by the guard); refuses without one, before anything is done
+    that could not be recorded."""
+    ctx = current_audit_context()
+    if ctx is None:
+        raise AuditContextError(f"{action} of Patient/{patient_id} outside any audit context")
+    state.audit.append(
+        actor=ctx.actor,
+        action=action,
+        resource=f"Patient/{patient_id}",
+        source=ctx.source,
+        reason=ctx.reason,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def require_audit_context() -> None:
+    """Refuse (AuditContextError) unless the request's audit context is bound."""
+    if current_audit_context() is None:
+        raise AuditContextError("a change to patient data outside any audit context")
+
+
+def read_session(state: ServiceState, token: str, *, source: str) -> Principal:
+    """The principal of a session token; raises 401 (and audits the failure) when not valid."""
+    try:
+        return _session_principal(state, token)
+    except ProblemError as exc:
+        audit_failed_authentication(
+            state,
+            actor=unverified_subject(token),
+            source=source,
+            reason="session token",
+            why=str(exc.detail),
+        )
+        raise
+
+
+def _session_principal(state: ServiceState, token: str) -> Principal:
     try:
         claims = jwt.decode(
             token,
@@ -95,8 +169,22 @@ class PatientLink:
     principal: Principal
 
 
-def read_link(state: ServiceState, token: str) -> PatientLink:
-    """Verify a link token (signature, expiry, purpose); raises 401 with the reason."""
+def read_link(state: ServiceState, token: str, *, source: str) -> PatientLink:
+    """Verify a link token (signature, expiry, purpose); raises 401 with the reason (audited)."""
+    try:
+        return _link(state, token)
+    except ProblemError as exc:
+        audit_failed_authentication(
+            state,
+            actor=unverified_subject(token),
+            source=source,
+            reason="self-assessment link",
+            why=str(exc.detail),
+        )
+        raise
+
+
+def _link(state: ServiceState, token: str) -> PatientLink:
     try:
         claims = jwt.decode(
             token,
@@ -140,7 +228,7 @@ def require_principal(request: Request, state: StateDep) -> Principal:
     token = token_from(request)
     if not token:
         raise unauthorized()
-    principal = read_session(state, token)
+    principal = read_session(state, token, source=client_address(request))
     request.state.principal = principal
     return principal
 
@@ -149,7 +237,11 @@ CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
 
 
 class Guard:
-    """Checks a principal's scopes for one request and writes the decision to the audit log."""
+    """Checks a principal's scopes for one request and writes the decision to the audit log.
+
+    An allowed check also binds the request's audit context (who, from where, why), so that
+    the record store attributes every read and write the handler then makes.
+    """
 
     def __init__(self, authorizer: Authorizer, principal: Principal, *, source: str) -> None:
         self._authorizer = authorizer
@@ -161,7 +253,7 @@ class Guard:
     ) -> Scope:
         """The allowing scope, or 403 problem details."""
         try:
-            return self._authorizer.check(
+            scope = self._authorizer.check(
                 self.principal,
                 resource=resource,
                 action=action,
@@ -171,12 +263,18 @@ class Guard:
             )
         except AccessDeniedError as exc:
             raise forbidden(str(exc)) from exc
+        bind_audit_context(actor=self.principal.subject, source=self._source, reason=reason)
+        return scope
+
+    @property
+    def source(self) -> str:
+        """The client address of the request."""
+        return self._source
 
 
 def get_guard(request: Request, state: StateDep, *, principal: CurrentPrincipal) -> Guard:
     """A guard for the authenticated caller of this request."""
-    source = request.client.host if request.client else "unknown"
-    return Guard(state.authorizer, principal, source=source)
+    return Guard(state.authorizer, principal, source=client_address(request))
 
 
 GuardDep = Annotated[Guard, Depends(get_guard)]

@@ -26,7 +26,8 @@ class Settings:
     * ``cds_jku_allow`` — JWKS URLs CDS clients may point to with `jku` (`MEDAGENT_CDS_JKU`);
     * ``cds_jwks_file`` — a JWKS file of CDS client keys configured here (`MEDAGENT_CDS_JWKS`);
     * ``users_file`` — `name:role:argon2-hash` lines for password login (`MEDAGENT_USERS`);
-    * ``audit_path`` — the audit log (SQLite, `MEDAGENT_AUDIT`);
+    * ``audit_path`` — the audit log (SQLite, `MEDAGENT_AUDIT`; default: medagent-audit.db in the
+      user data directory, the same log as the command line's);
     * ``smart_client_id`` — the client id of the SMART app (`MEDAGENT_SMART_CLIENT_ID`);
     * ``smart_iss_allow`` — FHIR servers (`iss`) allowed to launch the app (`MEDAGENT_SMART_ISS`);
     * ``cds_fhir_allow`` — FHIR servers a hook may send as `fhirServer` (`MEDAGENT_CDS_FHIR`);

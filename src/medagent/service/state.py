@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from medagent.record.store import RecordStore
+    from medagent.record.audited import AuditedRecordStore
     from medagent.secure.access import Authorizer, LoginService, RateLimiter
     from medagent.secure.audit import AuditLog
     from medagent.service.cds_auth import CdsVerifier
@@ -23,7 +23,7 @@ class ServiceState:
     """The long-lived objects of one app instance."""
 
     settings: Settings
-    store: RecordStore
+    store: AuditedRecordStore
     audit: AuditLog
     authorizer: Authorizer
     login: LoginService | None

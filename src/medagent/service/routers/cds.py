@@ -10,10 +10,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from medagent.record.audited import bind_audit_context
 from medagent.secure.access import Principal, Role
 from medagent.service import cds, db
 from medagent.service.problems import ProblemError, not_found
 from medagent.service.schemas import CdsRequest, CdsResponse, FeedbackRequest
+from medagent.service.security import (
+    audit_failed_authentication,
+    client_address,
+    unverified_subject,
+)
 from medagent.service.state import ServiceState, StateDep
 
 router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
@@ -28,7 +34,18 @@ def cds_client(
     auth = authorization
     base = state.settings.base_url
     audience = [f"{base}/cds-services/{service_id}", f"{base}/cds-services", base]
-    claims = state.cds.verify(auth, audience=audience)
+    try:
+        claims = state.cds.verify(auth, audience=audience)
+    except ProblemError as exc:
+        token = (auth or "").partition(" ")[2].strip()
+        audit_failed_authentication(
+            state,
+            actor=f"cds:{unverified_subject(token, 'iss')}" if token else "(no client JWT)",
+            source=client_address(request),
+            reason=f"CDS Hooks client JWT for {service_id}"[:200],
+            why=str(exc.detail),
+        )
+        raise
     principal = Principal.grant(f"cds:{claims['iss']}", Role.CDS_CLIENT)
     request.state.principal = principal
     return principal
@@ -66,7 +83,7 @@ def _run_hook(
     patient_id = body.context.get("patientId")
     if not isinstance(patient_id, str) or not patient_id:
         raise ProblemError(400, "Missing context", detail="context.patientId is required")
-    source = request.client.host if request.client else "unknown"
+    source = client_address(request)
     state.authorizer.check(
         principal,
         resource="Patient",
@@ -75,7 +92,9 @@ def _run_hook(
         source=source,
         reason=f"CDS Hooks {hook}",
     )
+    bind_audit_context(actor=principal.subject, source=source, reason=f"CDS Hooks {hook}")
     prefetched = body.prefetch or {}
+    origin = "cds-prefetch"
     if all(k in prefetched and prefetched[k] is not None for k in cds.prefetch_templates()):
         resources = cds.resources_from_prefetch(prefetched)
     elif body.fhirServer:
@@ -89,6 +108,7 @@ def _run_hook(
             )
         auth_data = body.fhirAuthorization.model_dump() if body.fhirAuthorization else None
         resources = cds.fetch_from_server(body.fhirServer, auth_data, patient_id=patient_id)
+        origin = f"FHIR server {body.fhirServer}"
     else:
         raise ProblemError(
             412,
@@ -100,7 +120,7 @@ def _run_hook(
             412, "Patient missing", detail="the prefetch holds no Patient of the context"
         )
     base = state.settings.base_url
-    with cds.scratch_store(resources) as store:
+    with cds.scratch_store(resources, audit=state.audit, source=origin) as store:
         if hook == "patient-view":
             cards = cds.patient_view_cards(base_url=base, patient_id=patient_id, store=store)
         else:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from medagent.errors import InputError
+from medagent.record.audited import score_detail
 from medagent.service import db
 from medagent.service.assess import (
     assess_patient,
@@ -17,7 +18,7 @@ from medagent.service.assess import (
     scale_or_404,
 )
 from medagent.service.problems import ProblemError
-from medagent.service.security import GuardDep, issue_link
+from medagent.service.security import GuardDep, audit_event, issue_link
 from medagent.service.state import StateDep
 from medagent.service.views import render, trend_svg
 
@@ -107,6 +108,7 @@ def scale_page(
     problems: list[str] = []
     try:
         result: Any = population.evaluate().result
+        audit_event(state, action="score", patient_id=patient_id, detail=score_detail(result))
     except InputError as exc:  # a formula refuses these inputs together: show why, keep the form
         result = None
         problems = [str(p) for p in exc.problems]
@@ -159,7 +161,7 @@ def override_form(
     patient_or_404(state.store, patient_id)
     user = guard.principal.subject
     try:
-        save_override(
+        saved = save_override(
             state.store,
             scale_id=scale.id,
             patient_id=patient_id,
@@ -169,6 +171,12 @@ def override_form(
         )
     except PopulateError as exc:
         raise ProblemError(422, "Invalid override", detail=str(exc)) from exc
+    audit_event(
+        state,
+        action="override",
+        patient_id=patient_id,
+        detail=f"{scale.id}.{saved.input_id} entered by user {user}",
+    )
     assess_patient(state, patient_id=patient_id, scale=scale, user=user, source="override")
     return RedirectResponse(f"/app/patients/{patient_id}/scales/{scale.id}", status_code=303)
 
@@ -200,12 +208,19 @@ def link_form(
     patient_or_404(state.store, patient_id)
     for scale_id in scales:
         scale_or_404(scale_id)
-    token, _link_id, exp = issue_link(
+    valid = min(minutes, state.settings.link_ttl_max_minutes)
+    token, link_id, exp = issue_link(
         state,
         patient_id=patient_id,
         scales=scales,
-        minutes=min(minutes, state.settings.link_ttl_max_minutes),
+        minutes=valid,
         issuer=guard.principal.subject,
+    )
+    audit_event(
+        state,
+        action="link",
+        patient_id=patient_id,
+        detail=f"self-assessment link {link_id} for {', '.join(scales)}, valid {valid} min",
     )
     from datetime import UTC, datetime
 

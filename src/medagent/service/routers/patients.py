@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from medagent.record.audited import score_detail
 from medagent.service import db
 from medagent.service.assess import (
     assess_patient,
@@ -23,7 +24,7 @@ from medagent.service.schemas import (
     LinkResponse,
     OverrideRequest,
 )
-from medagent.service.security import GuardDep, issue_link
+from medagent.service.security import GuardDep, audit_event, issue_link
 from medagent.service.state import StateDep
 
 router = APIRouter(prefix="/api/patients", tags=["patients"])
@@ -68,7 +69,11 @@ def population(
     scale = scale_or_404(scale_id)
     patient_or_404(state.store, patient_id)
     pop = populate_for(state.store, patient_id, scale=scale)
-    return {**pop.to_dict(), "evaluation": pop.evaluate().to_dict()}
+    evaluation = pop.evaluate()
+    audit_event(
+        state, action="score", patient_id=patient_id, detail=score_detail(evaluation.result)
+    )
+    return {**pop.to_dict(), "evaluation": evaluation.to_dict()}
 
 
 @router.post("/{patient_id}/scales/{scale_id}/assessments", status_code=201)
@@ -126,6 +131,12 @@ def create_override(
             detail=str(exc),
             extra={"errors": [{"input": body.input, "message": str(exc)}]},
         ) from exc
+    audit_event(
+        state,
+        action="override",
+        patient_id=patient_id,
+        detail=f"{scale.id}.{override.input_id} entered by user {user}",
+    )
     done = assess_patient(state, patient_id=patient_id, scale=scale, user=user, source="override")
     return {
         "override": {
@@ -149,6 +160,12 @@ def list_assessments(
     """Stored assessments of the patient (of one scale with `scale=`), oldest first."""
     guard.check("QuestionnaireResponse", "s", patient_id=patient_id, reason="list assessments")
     rows = db.list_assessments(state.engine, patient_id=patient_id, scale_id=scale)
+    audit_event(
+        state,
+        action="read",
+        patient_id=patient_id,
+        detail=f"stored assessments{f' of {scale}' if scale else ''} ({len(rows)})",
+    )
     return [r.summary() for r in rows]
 
 
@@ -161,6 +178,7 @@ def show_assessment(
     row = db.get_assessment(state.engine, assessment_id)
     if row is None or row.patient_id != patient_id:
         raise not_found(f"no assessment {assessment_id!r} for this patient")
+    audit_event(state, action="read", patient_id=patient_id, detail=f"assessment {row.id}")
     again = reexplain(row)
     return {
         **row.summary(),
@@ -197,6 +215,12 @@ def create_link(
         scales=body.scales,
         minutes=minutes,
         issuer=guard.principal.subject,
+    )
+    audit_event(
+        state,
+        action="link",
+        patient_id=patient_id,
+        detail=f"self-assessment link {link_id} for {', '.join(body.scales)}, valid {minutes} min",
     )
     return LinkResponse(
         url=f"{state.settings.base_url}/p/{token}",

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from medagent.errors import InputError
+from medagent.record.audited import bind_audit_context
 from medagent.scales import Scale, evaluate, get_scale
 from medagent.scales.model import InputDef
 from medagent.service import db
 from medagent.service.assess import store_answers
 from medagent.service.problems import ProblemError
-from medagent.service.security import PatientLink, read_link
+from medagent.service.security import PatientLink, client_address, read_link
 from medagent.service.state import ServiceState, StateDep
 from medagent.service.views import render
 
@@ -23,9 +24,9 @@ Token = Annotated[str, Path(min_length=20, max_length=4096)]
 
 
 def _open(state: ServiceState, request: Request, *, token: str) -> PatientLink:
-    source = request.client.host if request.client else "unknown"
+    source = client_address(request)
     state.link_limiter.hit(f"link:{source}")  # 429 when a client tries too many links
-    link = read_link(state, token)
+    link = read_link(state, token, source=source)
     if db.link_used(state.engine, link.link_id):
         raise ProblemError(410, "Link used", detail="this link was already used; ask for a new one")
     return link
@@ -40,6 +41,14 @@ def form(token: Token, request: Request, *, state: StateDep) -> Response:
     """The questions of the link's scales that a patient can answer (nothing else is shown)."""
     link = _open(state, request, token=token)
     scales = [get_scale(s) for s in link.scales]
+    state.audit.append(
+        actor=link.principal.subject,
+        action="open-link",
+        resource=f"Patient/{link.patient_id}",
+        source=client_address(request),
+        reason="patient self-assessment",
+        detail=f"link {link.link_id} issued by {link.issued_by}: {', '.join(link.scales)}",
+    )
     return render(
         request,
         "selfassess.html",
@@ -69,13 +78,17 @@ async def submit(token: Token, request: Request, *, state: StateDep) -> Response
         answers[scale.id] = given
     if problems:
         raise problems[0]
+    source = client_address(request)
     state.authorizer.check(
         link.principal,
         resource="QuestionnaireResponse",
         action="c",
         patient_id=link.patient_id,
-        source=request.client.host if request.client else "unknown",
+        source=source,
         reason="patient self-assessment",
+    )
+    bind_audit_context(
+        actor=link.principal.subject, source=source, reason="patient self-assessment"
     )
     if not db.claim_link(state.engine, link_id=link.link_id, patient_id=link.patient_id):
         raise ProblemError(410, "Link used", detail="this link was already used; ask for a new one")

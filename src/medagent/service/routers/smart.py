@@ -11,13 +11,13 @@ from urllib.parse import urlencode
 
 import httpx
 import jwt
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from medagent.secure.access import Principal, Role
 from medagent.service.problems import ProblemError, forbidden, unauthorized
-from medagent.service.security import SESSION_COOKIE, issue_session
-from medagent.service.state import StateDep
+from medagent.service.security import SESSION_COOKIE, client_address, issue_session
+from medagent.service.state import ServiceState, StateDep
 
 router = APIRouter(prefix="/smart", tags=["smart"])
 
@@ -30,7 +30,9 @@ PENDING_SECONDS = 600
 def _discover(iss: str) -> dict[str, Any]:
     url = iss.rstrip("/") + "/.well-known/smart-configuration"
     try:
-        response = httpx.get(url, timeout=10.0, headers={"Accept": "application/json"})
+        response = httpx.get(
+            url, timeout=10.0, headers={"Accept": "application/json"}, trust_env=False
+        )
         response.raise_for_status()
         config: dict[str, Any] = response.json()
     except (httpx.HTTPError, ValueError) as exc:
@@ -48,6 +50,7 @@ def _discover(iss: str) -> dict[str, Any]:
 
 @router.get("/launch", response_class=RedirectResponse, status_code=302)
 def launch(
+    request: Request,
     state: StateDep,
     iss: Annotated[str, Query(min_length=8, max_length=512)],
     *,
@@ -55,6 +58,13 @@ def launch(
 ) -> Response:
     """EHR launch: discover the server's endpoints and send the browser to authorize (PKCE)."""
     if iss not in state.settings.smart_iss_allow:
+        _audit_login(
+            state,
+            request,
+            actor="(SMART launch)",
+            outcome="refused: iss not allowed",
+            detail=f"iss {iss}"[:300],
+        )
         raise forbidden("this FHIR server may not launch medagent (MEDAGENT_SMART_ISS)")
     config = _discover(iss)
     verifier = secrets.token_urlsafe(64)
@@ -90,13 +100,48 @@ def launch(
 
 @router.get("/callback", response_class=RedirectResponse, status_code=303)
 def callback(
+    request: Request,
     state: StateDep,
     code: Annotated[str, Query(min_length=1, max_length=2048)],
     *,
     state_: Annotated[str, Query(alias="state", min_length=1, max_length=128)],
 ) -> Response:
     """Exchange the code (with the PKCE verifier) for a token and open the patient's page."""
-    pending = state.smart_sessions.pop(state_, None)
+    try:
+        principal, patient, iss = _exchange(state, code=code, key=state_)
+    except ProblemError as exc:
+        _audit_login(state, request, actor="(SMART launch)", outcome=f"failed: {exc.detail}"[:300])
+        raise
+    _audit_login(
+        state,
+        request,
+        actor=principal.subject,
+        outcome="success",
+        detail=f"SMART launch from {iss} in the context of Patient/{patient}"[:500],
+    )
+    session = issue_session(state, principal)
+    redirect = RedirectResponse(f"/app/patients/{patient}", status_code=303)
+    redirect.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax")
+    return redirect
+
+
+def _audit_login(
+    state: ServiceState, request: Request, *, actor: str, outcome: str, detail: str = ""
+) -> None:
+    state.audit.append(
+        actor=actor,
+        action="login",
+        resource="session",
+        source=client_address(request),
+        reason="SMART App Launch",
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def _exchange(state: ServiceState, *, code: str, key: str) -> tuple[Principal, str, str]:
+    """The principal, patient id and FHIR server of a finished launch; 401/502 otherwise."""
+    pending = state.smart_sessions.pop(key, None)
     if pending is None or time.time() - float(pending["created"]) > PENDING_SECONDS:
         raise unauthorized("unknown or expired launch state")
     try:
@@ -110,6 +155,7 @@ def callback(
                 "code_verifier": pending["verifier"],
             },
             timeout=10.0,
+            trust_env=False,
         )
     except httpx.HTTPError as exc:
         raise ProblemError(502, "SMART token request failed", detail=str(exc)) from exc
@@ -125,7 +171,4 @@ def callback(
         claims = jwt.decode(body["id_token"], options={"verify_signature": False})
         subject = str(claims.get("fhirUser") or claims.get("sub") or subject)
     principal = Principal.grant(subject, Role.CLINICIAN, requested=str(body.get("scope", "")))
-    session = issue_session(state, principal)
-    redirect = RedirectResponse(f"/app/patients/{patient}", status_code=303)
-    redirect.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax")
-    return redirect
+    return principal, patient, pending["iss"]
