@@ -8,28 +8,40 @@
   best MB/s and the PQ/classical ratios (client and server share one 2-core machine and one
   process, so other load on the machine shows: the best-round ratio is the steadier figure);
 - at_rest: per-record AES-256-GCM envelope cost, and store put/get with vs without encryption
-  (same SQLite access pattern, so the difference is the encryption).
+  (same SQLite access pattern, so the difference is the encryption);
+- outbound_deid (with ``--data`` holding ``synthea-40.tar.xz``): every DocumentReference note of
+  the 40 Synthea patients goes through the LLM extractor (``medagent.notes.llm``), the hospital
+  gateway, the PQ link and the compute gateway to a local fake OpenAI-compatible server that
+  keeps every request body; known identifiers of each patient (names, identifier values,
+  telecoms, address parts, birth date, the note's date and every date written in it) are
+  counted in the notes ("before": what the extractor sent verbatim before de-identification
+  was wired in) and in the bodies the fake model received ("after").
 
-Run: ``python bench/secure_bench.py`` (``--quick`` for a short run).
+Run: ``python bench/secure_bench.py --data /work/shared/data`` (``--quick`` for a short run;
+``--only outbound_deid`` for one part).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
+import re
 import socket
 import sqlite3
 import ssl
 import statistics
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +53,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from medagent.secure.at_rest import EncryptedStore, LocalKeyProvider, decrypt_record, encrypt_record
+from medagent.secure.deid import (
+    Deidentifier,
+    PatientIdentifiers,
+    known_identifier_values,
+    leaked,
+)
+from medagent.secure.gateway import ComputeGateway, HospitalGateway
 from medagent.secure.tls import (
     HYBRID_GROUP,
     LinkIdentity,
@@ -355,16 +374,191 @@ def bench_at_rest(*, records: int) -> dict[str, Any]:
     return out
 
 
+class _FakeLLM(ThreadingHTTPServer):
+    bodies: list[bytes]
+
+
+class _FakeLLMHandler(BaseHTTPRequestHandler):
+    """An OpenAI-compatible stand-in that keeps every request body and answers all nulls."""
+
+    server: _FakeLLM
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.bodies.append(raw)
+        schema = json.loads(raw)["response_format"]["json_schema"]["schema"]
+        answer = {k: {"value": None, "unit": None, "quote": None} for k in schema["properties"]}
+        reply = json.dumps({"choices": [{"message": {"content": json.dumps(answer)}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+_NOTE_DATES = re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{4}\b")
+
+
+def _synthea_patients(
+    archive: Path, limit: int | None
+) -> list[tuple[PatientIdentifiers, list[tuple[str, str]]]]:
+    out: list[tuple[PatientIdentifiers, list[tuple[str, str]]]] = []
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            if limit is not None and len(out) >= limit:
+                break
+            if not (member.isfile() and member.name.endswith(".json")):
+                continue
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            found = [e["resource"] for e in json.load(handle)["entry"]]
+            patient = next(r for r in found if r["resourceType"] == "Patient")
+            notes = [
+                (r["date"][:10], base64.b64decode(r["content"][0]["attachment"]["data"]).decode())
+                for r in found
+                if r["resourceType"] == "DocumentReference"
+            ]
+            out.append((PatientIdentifiers.from_fhir_patient(patient), notes))
+    return out
+
+
+def _referral_letter(patient: PatientIdentifiers) -> str | None:
+    """A note harder than Synthea writes: every identifier of the record, some reformatted."""
+    phones = [t for t in patient.telecoms if "@" not in t]
+    if len(patient.identifiers) < 3 or not phones or not patient.dates:
+        return None
+    name = max(patient.names, key=len)
+    digits = "".join(c for c in phones[0] if c.isdigit())
+    born = patient.dates[0]
+    return (
+        f"Referral for {name} (MRN {patient.identifiers[1]}, SSN {patient.identifiers[2]}), "
+        f"DOB {born[5:7]}/{born[8:10]}/{born[:4]}.\nContact: ({digits[:3]}) {digits[3:6]}-"
+        f"{digits[6:]} / {', '.join(t for t in patient.telecoms if '@' in t)}.\n"
+        f"Address: {', '.join(patient.addresses)}.\n{name.split()[0].upper()} is a 94 "
+        f"year-old with dyspnoea. BP 150/90 mmHg, Na 134, platelets 250000/uL. Driver's "
+        f"license {patient.identifiers[-1]}. Seen 03/15/2019 and 2019-04-02."
+    )
+
+
+class _Counts:
+    """Known identifiers of each note before, and in what the model received after."""
+
+    def __init__(self) -> None:
+        self.notes = self.chars = 0
+        self.before: dict[str, int] = {}
+        self.after: dict[str, int] = {}
+        self.examples: list[str] = []
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "notes": self.notes,
+            "identifiers_before": sum(self.before.values()),
+            "identifiers_after": sum(self.after.values()),
+            "by_kind_before": dict(sorted(self.before.items())),
+            "by_kind_after": dict(sorted(self.after.items())),
+            "leak_examples": self.examples,
+            "mean_note_chars": round(self.chars / max(self.notes, 1)),
+        }
+
+
+def bench_outbound_deid(archive: Path, *, limit: int | None) -> dict[str, Any]:
+    """Identifiers in outbound LLM requests before / after de-identification, over the link."""
+    from medagent.llm.client import ChatClient
+    from medagent.notes.llm import extract_llm
+    from medagent.scales import get_scale
+    from medagent.secure.outbound import OutboundPolicy
+
+    patients = _synthea_patients(archive, limit)
+    fake = _FakeLLM(("127.0.0.1", 0), _FakeLLMHandler)
+    fake.bodies = []
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    synthea, letters = _Counts(), _Counts()
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = {n: generate_link_identity(Path(tmp), name=n) for n in ("hospital", "compute")}
+        compute = ComputeGateway(
+            upstream=("127.0.0.1", int(fake.server_address[1])),
+            policy=LinkPolicy(identity=ids["compute"], peer_pins=frozenset({ids["hospital"].pin})),
+        )
+        compute.start()
+        hospital = HospitalGateway(
+            remote=compute.address,
+            policy=LinkPolicy(identity=ids["hospital"], peer_pins=frozenset({ids["compute"].pin})),
+        )
+        hospital.start()
+        gateway_url = f"http://127.0.0.1:{hospital.address[1]}"
+        client = ChatClient(
+            gateway_url + "/v1", "fake", policy=OutboundPolicy.build(gateways=[gateway_url])
+        )
+        scale = get_scale("cha2ds2_vasc")
+        deid = Deidentifier(os.urandom(32))
+        start = time.perf_counter()
+        for patient, patient_notes in patients:
+            reid = deid.new_map(patient)
+            letter = _referral_letter(patient)
+            work = [(synthea, d, n) for d, n in patient_notes]
+            work += [(letters, "2020-01-01", letter)] if letter else []
+            for counts, note_date, note in work:
+                known = known_identifier_values(patient, (note_date,))
+                for written in _NOTE_DATES.findall(note):
+                    known.setdefault(written, "date")
+                present = leaked(note, known)
+                first = len(fake.bodies)
+                extract_llm(
+                    scale, note, client=client, patient=patient, reid=reid, deidentifier=deid
+                )
+                for raw in fake.bodies[first:]:
+                    received = json.loads(raw)["messages"][-1]["content"]
+                    for value in dict.fromkeys(
+                        leaked(received, present) + leaked(raw.decode(), present)
+                    ):
+                        counts.after[known[value]] = counts.after.get(known[value], 0) + 1
+                        if len(counts.examples) < 20:
+                            counts.examples.append(
+                                f"{patient.patient_id}: {known[value]} {value!r}"
+                            )
+                for value in present:
+                    counts.before[known[value]] = counts.before.get(known[value], 0) + 1
+                counts.notes += 1
+                counts.chars += len(note)
+        elapsed = time.perf_counter() - start
+        hospital.stop()
+        compute.stop()
+    fake.shutdown()
+    fake.server_close()
+    requests = synthea.notes + letters.notes
+    return {
+        "patients": len(patients),
+        "synthea_notes": synthea.as_dict(),
+        "referral_letters": letters.as_dict(),
+        "requests_received": len(fake.bodies),
+        "forwarded_over_link": compute.forwarded,
+        "link_refusals": len(hospital.refusals) + len(compute.refusals),
+        "seconds": round(elapsed, 2),
+        "ms_per_request_end_to_end": round(1000 * elapsed / max(requests, 1), 2),
+        "note": "an identifier counts once per note it occurs in (whole words, any case); "
+        "before = in the note the extractor sent verbatim before de-identification was wired in",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every benchmark and print one JSON document."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke test")
-    parser.add_argument("--data", help="accepted for `make bench`; this benchmark needs no data")
+    parser.add_argument(
+        "--data", type=Path, help="folder holding synthea-40.tar.xz (for outbound_deid)"
+    )
+    parser.add_argument(
+        "--only", choices=["link", "at_rest", "outbound_deid"], help="run one part only"
+    )
     args = parser.parse_args(argv)
     handshakes, bulk_mib, rounds, records = (20, 8, 1, 300) if args.quick else (200, 32, 15, 3000)
     from cryptography.hazmat.backends.openssl.backend import backend
 
-    report = {
+    report: dict[str, Any] = {
         "environment": {
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
@@ -374,9 +568,17 @@ def main(argv: list[str] | None = None) -> int:
             "python_ssl_openssl": ssl.OPENSSL_VERSION,
             "pq_group": HYBRID_GROUP,
         },
-        "link": bench_link(handshakes=handshakes, bulk_mib=bulk_mib, rounds=rounds),
-        "at_rest": bench_at_rest(records=records),
     }
+    if args.only in (None, "link"):
+        report["link"] = bench_link(handshakes=handshakes, bulk_mib=bulk_mib, rounds=rounds)
+    if args.only in (None, "at_rest"):
+        report["at_rest"] = bench_at_rest(records=records)
+    if args.only in (None, "outbound_deid"):
+        archive = args.data / "synthea-40.tar.xz" if args.data else None
+        if archive is None or not archive.is_file():
+            report["outbound_deid"] = {"skipped": "pass --data with synthea-40.tar.xz"}
+        else:
+            report["outbound_deid"] = bench_outbound_deid(archive, limit=4 if args.quick else None)
     print(json.dumps(report, indent=2))
     return 0
 

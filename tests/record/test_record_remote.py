@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import httpx
 import jwt
 import pytest
 import uvicorn
@@ -28,8 +31,17 @@ from medagent.record.remote import (
     discover_token_url,
     import_remote,
 )
+from medagent.secure.outbound import OutboundPolicy, OutboundPolicyError
 
 CLIENT_ID = "medagent-test"
+OFFSITE = "http://203.0.113.7/fhir"  # TEST-NET-3: refused before any connection is tried
+
+
+@pytest.fixture(autouse=True)
+def _onsite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test server plays the hospital's own FHIR server on the LAN: declared on-site."""
+    monkeypatch.setenv("MEDAGENT_ONSITE_HOSTS", "127.0.0.1")
+    monkeypatch.delenv("MEDAGENT_OUTBOUND", raising=False)
 
 
 @dataclass
@@ -171,3 +183,72 @@ def test_remote_since_and_errors(served: Served) -> None:
     )
     with RemoteFHIR(served.base_url, auth=bad) as remote, pytest.raises(RemoteFHIRError):
         remote.metadata()
+
+
+def test_offsite_server_is_refused_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(OutboundPolicyError, match="MEDAGENT_ONSITE_HOSTS"):
+        RemoteFHIR(OFFSITE)
+    with pytest.raises(OutboundPolicyError, match="MEDAGENT_GATEWAY_URL"):
+        discover_token_url(OFFSITE)
+    monkeypatch.delenv("MEDAGENT_ONSITE_HOSTS")
+    with pytest.raises(OutboundPolicyError):  # loopback is not trusted implicitly
+        RemoteFHIR("http://127.0.0.1:9/fhir")
+    # the hospital gateway's local address is allowed
+    gateway = OutboundPolicy.build(gateways=["http://127.0.0.1:18443"])
+    RemoteFHIR("http://127.0.0.1:18443/fhir", policy=gateway).close()
+
+
+class _Pager(BaseHTTPRequestHandler):
+    """A server whose search points its `next` link off-site, and whose read redirects there."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/fhir/Observation"):
+            body = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": {"resourceType": "Observation", "id": "o1"}}],
+                "link": [{"relation": "next", "url": OFFSITE + "/Observation?page=2"}],
+            }
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self.send_response(302)
+            self.send_header("Location", OFFSITE + "/Patient/p1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def pager() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pager)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/fhir"
+    server.shutdown()
+    server.server_close()
+
+
+def test_offsite_next_link_and_redirect_are_refused(pager: str) -> None:
+    with RemoteFHIR(pager) as remote:
+        pages = remote.search("Observation", {})
+        assert next(pages)["id"] == "o1"
+        with pytest.raises(OutboundPolicyError, match=r"203\.0\.113\.7:80"):
+            next(pages)  # the next page is off-site: refused, never requested
+        with pytest.raises(RemoteFHIRError, match="302"):
+            remote.read("Patient", "p1")  # the redirect is not followed
+
+
+def test_a_client_passed_in_cannot_bypass_the_policy(pager: str) -> None:
+    with pytest.raises(OutboundPolicyError, match="trust_env=False"):
+        RemoteFHIR(pager, client=httpx.Client())  # environment proxies would bypass it
+    own = httpx.Client(trust_env=False, follow_redirects=True)
+    with RemoteFHIR(pager, client=own) as remote:
+        assert own.follow_redirects is False
+        with pytest.raises(OutboundPolicyError):
+            list(remote.search("Observation", {}))

@@ -62,6 +62,7 @@ PATIENT = PatientIdentifiers.from_fhir_patient(
         ("Account # 77812345 closed", ["77812345"]),  # labelled id
         ("See https://portal.example.org/p/123", ["portal.example.org"]),  # URL
         ("Born 1931-01-25.", ["1931-01-25"]),  # birth date is shifted
+        ("Seen 3/15/19 and 12/01/05.", ["3/15/19", "12/01/05"]),  # regression: 2-digit years
     ],
 )
 def test_identifiers_are_removed(text: str, gone: list[str]) -> None:
@@ -229,3 +230,82 @@ def test_property_no_known_value_leaks_and_round_trip(pieces: list[str], noise: 
     assert leaked(result.text, known) == []
     assert reidentify(result.text, result.reid) == text
     deid.deidentify(noise + text, PATIENT)  # arbitrary text never crashes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Na 134 mmol/L, K 4.5, Cr 1.2 mg/dL",  # ordinary labs
+        "BP 120/80 mmHg, HR 110 bpm, RR 24, SpO2 94% on 2 L",  # vitals
+        "a 89 year-old man, GCS 15, pH 7.32",  # an age up to 89 is kept
+        "platelets 250000/uL",  # regression: a count with a unit was an [ID-n]
+        "Platelet count of 150000 per mm3",  # regression: unit word after the count
+        "Platelets: 250000",  # regression: a count name before a bare number
+        "HIV viral load 1500000 copies/mL",  # regression: viral loads are long numbers
+        "Ferritin 1234567 ng/mL",  # regression: any long number followed by a unit
+        "6 Minute Walk Test distance 350 m",  # regression: the BODE walk was an [ADDRESS-n]
+        "glucose 300 mg/dl 4 hours later",  # regression: "dl" was read as a DL (licence) label
+        "creatinine 1.4 mg/dL DL",  # a lower-case unit next to the label spelling
+        "power 12/40/10 and ratio 1/2/3/45",  # not dates: left as written
+    ],
+)
+def test_clinical_numbers_survive(text: str) -> None:
+    out = Deidentifier(SECRET).deidentify(text, PatientIdentifiers(patient_id="x")).text
+    assert out == text
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [
+        ("Patient 1234567 seen", "1234567"),  # a bare long number is still an identifier
+        ("DL S99912345 on file", "S99912345"),  # the licence label in capitals still works
+        ("ID: 4471-22 scanned", "4471-22"),  # and so does ID
+    ],
+)
+def test_identifier_numbers_still_go(text: str, gone: str) -> None:
+    out = Deidentifier(SECRET).deidentify(text, PatientIdentifiers(patient_id="x")).text
+    assert gone not in out
+
+
+def test_alignment_maps_surrogates_back_to_the_original_span() -> None:
+    text = "Alica (MRN 6594510) seen 2020-03-10, a 93 year-old; Dr. Kessler. Na 134."
+    result = Deidentifier(SECRET).deidentify(text, PATIENT)
+    out = result.text
+    for piece, original in [
+        ("[NAME-1]", "Alica"),
+        ("[ID-1]", "6594510"),
+        ("90+", "93"),
+        ("[NAME-2]", "Dr. Kessler"),
+        ("Na 134", "Na 134"),  # untouched text maps to itself
+    ]:
+        start = out.index(piece)
+        a, b = result.original_span(start, start + len(piece))
+        assert text[a:b] == original
+    shifted = next(s for s in result.reid.dates)
+    start = out.index(shifted)
+    a, b = result.original_span(start, start + len(shifted))
+    assert text[a:b] == "2020-03-10"
+    # a quote cutting a surrogate in two grows to the whole original value
+    start = out.index("[ID-1]") + 2
+    a, b = result.original_span(start, start + 3)
+    assert text[a:b] == "6594510"
+    assert result.original_span(0, len(out)) == (0, len(text))
+    with pytest.raises(ValueError):
+        result.original_span(0, len(out) + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_PIECES), max_size=25))
+def test_property_every_surrogate_maps_to_its_original(pieces: list[str]) -> None:
+    import re
+
+    text = " ".join(pieces)
+    result = Deidentifier(SECRET).deidentify(text, PATIENT)
+    assert result.original_span(0, len(result.text)) == (0, len(text))
+    for m in re.finditer(r"\[[A-Z]+-\d+\]", result.text):
+        a, b = result.original_span(*m.span())
+        assert text[a:b].casefold() == result.reid.tokens[m.group(0)].casefold()
+    for shifted, original in result.reid.dates.items():
+        for m in re.finditer(re.escape(shifted), result.text):
+            a, b = result.original_span(*m.span())
+            assert text[a:b] == original

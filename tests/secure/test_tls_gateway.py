@@ -396,3 +396,32 @@ def test_gateway_survives_random_input(
                 pass  # the gateway must close the connection (no hang): recv returns b""
     assert received == []  # nothing ever reaches the upstream
     assert gw._thread.is_alive()
+
+
+def test_request_body_sent_after_a_pause_gets_through(
+    ids: dict[str, LinkIdentity], upstream: ThreadingHTTPServer
+) -> None:
+    """Regression: after the handshake the hospital side blocked reading a TLS record that held
+    no application data (a TLS 1.3 session ticket) and stopped forwarding the client's side, so
+    a body written a moment after its headers never arrived (every such request timed out, and
+    about 1 in 100 ordinary httpx requests did)."""
+    hospital, compute = _policies(ids)
+    up_host, up_port = upstream.server_address[:2]
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "late body"}]})
+    with (
+        ComputeGateway(upstream=(str(up_host), up_port), policy=compute, idle_timeout=5) as cg,
+        HospitalGateway(remote=cg.address, policy=hospital, idle_timeout=5) as hg,
+    ):
+        for _ in range(3):
+            with socket.create_connection(hg.address, timeout=4) as s:
+                s.sendall(
+                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                )
+                time.sleep(0.3)
+                s.sendall(body.encode())
+                answer = b""
+                while chunk := s.recv(65536):
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.0 200") and b"late body" in answer
+        assert not hg.refusals and not cg.refusals

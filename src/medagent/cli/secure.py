@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from medagent.cli._common import JsonFlag, fail, print_json
+from medagent.cli._common import JsonFlag, audit_event, fail, print_json
 from medagent.errors import MedAgentError
+
+if TYPE_CHECKING:
+    from medagent.secure.audit import AuditLog
 
 keys_app = typer.Typer(help="Identities for sealed packages (ML-DSA-65 + ML-KEM-768 + X25519).")
 audit_app = typer.Typer(help="The hash-chained, signed audit trail.", no_args_is_help=True)
@@ -87,17 +92,29 @@ def seal_command(
 ) -> None:
     """Encrypt a file to a recipient (HPKE, ML-KEM-768 + X25519) and sign it (ML-DSA-65)."""
     from medagent.secure.keys import read_identity, read_public_identity
-    from medagent.secure.seal import seal
+    from medagent.secure.seal import inspect, seal
 
     try:
+        data = _read(path)
+        to = read_public_identity(recipient)
         package = seal(
-            _read(path),
+            data,
             sender=read_identity(sender, _passphrase(passphrase_env)),
-            recipient=read_public_identity(recipient),
+            recipient=to,
             content_type=content_type,
         )
     except MedAgentError as exc:
         fail(str(exc))
+    # written before the package leaves: an export that was made is never missing from the trail
+    audit_event(
+        action="export",
+        resource="sealed-package",
+        reason="seal a file for a recipient",
+        detail=(
+            f"package {inspect(package).package_id}: {path} ({len(data)} bytes, {content_type})"
+            f" to recipient key {to.kem_key_id}, written to {output or 'standard output'}"
+        ),
+    )
     _write(output, package)
 
 
@@ -125,7 +142,25 @@ def open_command(
             replay_store=SQLiteReplayStore(replay_db),
         )
     except MedAgentError as exc:
+        audit_event(
+            action="receive",
+            resource="sealed-package",
+            reason="open a sealed package",
+            detail=f"{path}",
+            outcome=f"refused: {type(exc).__name__}",
+        )
         fail(str(exc), code=1)
+    header = opened.header
+    audit_event(
+        action="receive",
+        resource="sealed-package",
+        reason="open a sealed package",
+        detail=(
+            f"package {header.package_id} from sender key {header.sender}: {path}"
+            f" ({len(opened.payload)} bytes, {header.content_type}),"
+            f" written to {output or 'standard output'}"
+        ),
+    )
     _write(output, opened.payload)
 
 
@@ -161,6 +196,109 @@ def audit_verify(
         sys.stdout.write(f"{report.entries} entries, {report.checkpoints} checkpoints: {state}\n")
     if not report.ok:
         raise typer.Exit(1)
+
+
+LogArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        help="The audit log (SQLite; default: $MEDAGENT_AUDIT, else the user data dir).",
+        show_default=False,
+    ),
+]
+
+
+def _existing_log(database: Path | None) -> AuditLog:
+    from medagent.secure.audit import AuditLog, default_audit_path
+
+    path = database or default_audit_path()
+    if not path.is_file():
+        fail(f"{path}: no such file")
+    return AuditLog(path)
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2026-03-01T08:00Z)")
+
+
+@audit_app.command("list")
+def audit_list(
+    database: LogArgument = None,
+    patient: Annotated[
+        str | None, typer.Option(help="Entries about this patient (reads, writes, decisions).")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Entries of this actor only.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="read, write, delete, score, override, export, login …")
+    ] = None,
+    resource: Annotated[
+        str | None, typer.Option(help="Exactly this resource, e.g. 'Patient/*' for list reads.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601; UTC if bare).")] = (
+        None
+    ),
+    until: Annotated[str | None, typer.Option(help="Up to this time (ISO 8601).")] = None,
+    limit: Annotated[int, typer.Option(help="At most the newest N entries.", min=1)] = 1000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who did what to which record, when, from where and why — e.g. who looked at a patient."""
+    log = _existing_log(database)
+    entries = log.search(
+        patient=patient,
+        actor=actor,
+        action=action,
+        resource=resource,
+        since=_when(since, "--since"),
+        until=_when(until, "--until"),
+        limit=limit,
+    )
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+        return
+    for e in entries:
+        detail = f" [{e.detail}]" if e.detail else ""
+        sys.stdout.write(
+            f"{e.seq}\t{e.ts}\t{e.actor}\t{e.source}\t{e.action}\t{e.resource}{detail}"
+            f"\t{e.reason}\t{e.outcome}\n"
+        )
+    sys.stderr.write(f"{len(entries)} entries\n")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    database: LogArgument = None,
+    key: Annotated[
+        Path, typer.Option(help="Private key file whose ML-DSA-65 key signs the checkpoint.")
+    ] = Path("hospital.key.pem"),
+    passphrase_env: PassEnv = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign the head of the chain (ML-DSA-65); copy the output off the machine."""
+    from medagent.secure.keys import read_identity
+
+    log = _existing_log(database)
+    try:
+        cp = log.checkpoint(read_identity(key, _passphrase(passphrase_env)).signing_key)
+    except MedAgentError as exc:
+        fail(str(exc))
+    info = {
+        "seq": cp.seq,
+        "head_hash": cp.head_hash.hex(),
+        "ts": cp.ts,
+        "signer": cp.signer,
+        "signature_sha256": hashlib.sha256(cp.signature).hexdigest(),
+    }
+    if as_json:
+        print_json(info)
+    else:
+        sys.stdout.write(
+            f"checkpoint at entry {cp.seq}: head {info['head_hash']} signed by {cp.signer}"
+            f" at {cp.ts}\n"
+        )
 
 
 @link_app.command("identity")

@@ -1,15 +1,23 @@
-"""The one OpenAI-compatible chat client of medagent (DeepSeek, Qwen on vLLM or Ollama, hosted)."""
+"""The one OpenAI-compatible chat client of medagent (DeepSeek, Qwen on vLLM or Ollama, hosted).
+
+The endpoint must pass the outbound policy (:mod:`medagent.secure.outbound`): the hospital
+gateway's local address or a host declared on-site. Callers de-identify what they send
+(:mod:`medagent.notes.llm` does, with :mod:`medagent.secure.deid`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from medagent.errors import MedAgentError
+from medagent.secure.outbound import OutboundPolicy, guarded_client
+
+URL_SETTING = "MEDAGENT_LLM_URL"
 
 
 class LLMError(MedAgentError, RuntimeError):
@@ -18,12 +26,22 @@ class LLMError(MedAgentError, RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class ChatClient:
-    """Configured by base URL (…/v1), model name and API key; temperature 0 by default."""
+    """Configured by base URL (…/v1), model name and API key; temperature 0 by default.
+
+    The base URL is checked against ``policy`` (by default the policy of the environment) when
+    the client is made, and every request again when it is sent; redirects are not followed.
+    """
 
     base_url: str
     model: str
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)
     timeout: float = 60.0
+    policy: OutboundPolicy | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        policy = self.policy if self.policy is not None else OutboundPolicy.from_env()
+        policy.check(self.base_url.rstrip("/") + "/chat/completions", setting=URL_SETTING)
+        object.__setattr__(self, "policy", policy)
 
     @classmethod
     def from_env(cls) -> ChatClient:
@@ -49,10 +67,16 @@ class ChatClient:
         }
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = self.base_url.rstrip("/") + "/chat/completions"
+        policy = self.policy if self.policy is not None else OutboundPolicy.from_env()
         try:
-            response = httpx.post(url, json=body, headers=headers, timeout=self.timeout)
+            with guarded_client(policy, setting=URL_SETTING, timeout=self.timeout) as http:
+                response = http.post(url, json=body, headers=headers)
             response.raise_for_status()
             content = response.json()["choices"][0]["message"]["content"]
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            why = "redirects are not followed" if exc.response.is_redirect else exc
+            raise LLMError(f"LLM endpoint {url} answered {code}: {why}") from None
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise LLMError(f"LLM endpoint {url}: {exc}") from None
         try:

@@ -1,14 +1,32 @@
-"""Optional LLM extractor: schema from the scale's inputs; every quote is checked in the note."""
+"""Optional LLM extractor: schema from the scale's inputs; every quote is checked in the note.
+
+The note is de-identified (:mod:`medagent.secure.deid`) before it is put into the request: the
+patient's known identifiers when the caller has the record, plus the pattern rules, with every
+date shifted by the patient's offset. The re-identification map stays in this process. The
+LLM's quotes are found in the de-identified text and mapped back to the exact span of the
+original note; dates it reports are shifted back.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import date, timedelta
 from typing import Any
 
 from medagent.llm.client import ChatClient, LLMError
 from medagent.notes.model import Candidate, Extraction, Filled, Flag, Span
 from medagent.scales.model import InputDef, InputType, Scale
+from medagent.secure.deid import (
+    Deidentified,
+    Deidentifier,
+    PatientIdentifiers,
+    ReidMap,
+    reidentify,
+    site_deidentifier,
+)
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 _SYSTEM = (
     "You read a clinical note and report the value of each listed input of a clinical scale. "
@@ -84,16 +102,44 @@ def _check(spec: InputDef, value: Any, unit: Any, quote: str) -> tuple[Any, str 
     return value, None
 
 
-def extract_llm(scale: Scale, note: str, *, client: ChatClient) -> Extraction:
-    """Ask the LLM for every input; keep only values whose quote is found in the note."""
+def _original_date(value: str, quoted: str, sent: Deidentified) -> str | None:
+    """The original date for a date the LLM read from the de-identified text, or None."""
+    if not _ISO_DATE.fullmatch(value):
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    if any(shifted in quoted for shifted in sent.reid.dates):
+        # the quote holds a shifted date: every date of this patient moved by the same offset
+        day += timedelta(days=sent.reid.shift_days)
+    return day.isoformat()
+
+
+def extract_llm(
+    scale: Scale,
+    note: str,
+    *,
+    client: ChatClient,
+    patient: PatientIdentifiers | None = None,
+    deidentifier: Deidentifier | None = None,
+    reid: ReidMap | None = None,
+) -> Extraction:
+    """Ask the LLM for every input; keep only values whose quote is found in the note.
+
+    Only the de-identified note leaves: pass ``patient`` (its known identifiers) when the record
+    is at hand; ``reid`` to keep surrogates consistent across one patient's notes.
+    """
     out = Extraction(scale_id=scale.id)
+    who = patient if patient is not None else PatientIdentifiers(patient_id="")
+    sent = (deidentifier or site_deidentifier()).deidentify(note, who, reid)
     messages = [
         {"role": "system", "content": _SYSTEM},
         {
             "role": "user",
             "content": f"Scale: {scale.title}\nInputs:\n"
             + "\n".join(f"- {s.id}: {s.label}" for s in scale.inputs)
-            + f"\n\nNote:\n{note}",
+            + f"\n\nNote:\n{sent.text}",
         },
     ]
     try:
@@ -108,19 +154,37 @@ def extract_llm(scale: Scale, note: str, *, client: ChatClient) -> Extraction:
             out.missing.append(spec.id)
             continue
         quote = item.get("quote")
-        span = _find(note, quote) if isinstance(quote, str) and quote.strip() else None
-        if span is None:
+        found = _find(sent.text, quote) if isinstance(quote, str) and quote.strip() else None
+        if found is None:
+            shown = reidentify(quote, sent.reid) if isinstance(quote, str) else quote
             out.flags.append(
-                Flag(spec.id, f"LLM value rejected: quote not found in the note: {quote!r}")
+                Flag(spec.id, f"LLM value rejected: quote not found in the note: {shown!r}")
             )
             out.missing.append(spec.id)
             continue
-        value, why = _check(spec, item["value"], item.get("unit"), span.text)
+        start, end = sent.original_span(found.start, found.end)
+        span = Span(start, end, note[start:end])
+        raw = item["value"]
+        if spec.type is InputType.DATE and isinstance(raw, str):
+            original = _original_date(raw, found.text, sent)
+            if original is None:
+                out.flags.append(Flag(spec.id, f"LLM value rejected: {raw!r} is not YYYY-MM-DD"))
+                out.missing.append(spec.id)
+                continue
+            raw = original
+        # numbers are checked against the original words, so a value that only the
+        # de-identified text shows (an age over 89 written as "90+") is not taken
+        value, why = _check(spec, raw, item.get("unit"), span.text)
         if why is not None:
+            if _check(spec, raw, item.get("unit"), found.text)[1] is None:
+                why = (
+                    "the quoted value was de-identified (an age over 89?); read it from the record"
+                )
             out.flags.append(Flag(spec.id, f"LLM value rejected: {why}"))
             out.missing.append(spec.id)
             continue
-        cand = Candidate(spec.id, value, span, "llm", source="llm", original=json.dumps(item))
+        kept = {**item, "value": raw, "quote": span.text}
+        cand = Candidate(spec.id, value, span, "llm", source="llm", original=json.dumps(kept))
         out.filled[spec.id] = Filled(spec.id, cand, "quoted by the LLM")
     return out
 

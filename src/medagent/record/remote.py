@@ -1,4 +1,9 @@
-"""Read a patient's data from any FHIR R4 REST server, with optional SMART backend-services auth."""
+"""Read a patient's data from a FHIR R4 REST server, with optional SMART backend-services auth.
+
+Every URL (base, paging links, token endpoint) must pass the outbound policy
+(:mod:`medagent.secure.outbound`): the hospital's own FHIR server is declared on-site, a server
+elsewhere is reached through the hospital gateway. Redirects are not followed.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from medagent.record.fhirtime import format_instant, to_utc_naive
 from medagent.record.importer import structural_problems, validate_resource
 from medagent.record.models import ImportResult
 from medagent.record.store import RecordStore
+from medagent.secure.outbound import OutboundPolicy, guarded_client
 
 # Patient-compartment types medagent reads by default (intersected with what the server offers).
 DEFAULT_TYPES = (
@@ -34,6 +40,7 @@ DEFAULT_TYPES = (
 )
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ("RS384", "ES384")
+URL_SETTING = "remote FHIR server URL"
 
 
 class SmartBackendAuth(httpx.Auth):
@@ -119,10 +126,20 @@ class SmartBackendAuth(httpx.Auth):
             yield request
 
 
-def discover_token_url(base_url: str, *, client: httpx.Client | None = None) -> str:
+def discover_token_url(
+    base_url: str, *, client: httpx.Client | None = None, policy: OutboundPolicy | None = None
+) -> str:
     """The token endpoint from the server's `.well-known/smart-configuration`."""
-    http = client or httpx.Client(timeout=30.0)
-    response = http.get(base_url.rstrip("/") + "/.well-known/smart-configuration")
+    rules = policy if policy is not None else OutboundPolicy.from_env()
+    rules.check(base_url, setting=URL_SETTING)
+    http = guarded_client(rules, setting=URL_SETTING, timeout=30.0, client=client)
+    try:
+        response = http.get(base_url.rstrip("/") + "/.well-known/smart-configuration")
+    except httpx.HTTPError as exc:
+        raise RemoteFHIRError(f"SMART configuration at {base_url}: {exc}") from exc
+    finally:
+        if client is None:
+            http.close()
     if response.status_code != 200:
         raise RemoteFHIRError(f"no SMART configuration at {base_url} ({response.status_code})")
     url = response.json().get("token_endpoint")
@@ -132,7 +149,11 @@ def discover_token_url(base_url: str, *, client: httpx.Client | None = None) -> 
 
 
 class RemoteFHIR:
-    """A FHIR R4 server read over HTTP: read, search with paging, a patient's resources."""
+    """A FHIR R4 server read over HTTP: read, search with paging, a patient's resources.
+
+    ``policy`` (by default the environment's) must allow the base URL, and is checked again on
+    every request, so a `next` link or a token endpoint elsewhere is refused too.
+    """
 
     def __init__(
         self,
@@ -141,9 +162,14 @@ class RemoteFHIR:
         auth: httpx.Auth | None = None,
         timeout: float = 30.0,
         client: httpx.Client | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.client = client or httpx.Client(timeout=timeout)
+        self.policy = policy if policy is not None else OutboundPolicy.from_env()
+        self.policy.check(self.base_url, setting=URL_SETTING)
+        self.client = guarded_client(
+            self.policy, setting=URL_SETTING, timeout=timeout, client=client
+        )
         self.auth = auth
 
     def close(self) -> None:

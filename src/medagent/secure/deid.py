@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -54,6 +56,22 @@ _STREET_SUFFIX = (
     "Crossing|Xing|Ridge|Heights|Hts|Gardens|Path|Walk|Row|Run|Pike|Alley|Plaza|Mall|Bypass"
 )
 
+# "6 Minute Walk", "2 Days Prior Dr…": a number and a unit of time or count, not a street
+_NOT_STREET = "Minutes?|Hours?|Days?|Weeks?|Months?|Years?|Times?|Points?|Items?|Leads?|Steps?"
+# A long bare number that is a measurement, not an identifier: a unit follows it, or a count
+# name precedes it ("platelets 250000/uL", "Platelet count: 150000", "viral load 1500000").
+_MEASURE_AFTER = re.compile(
+    r"\s?(?:/|x\b|×|\*|per\b|cells|copies|IU\b|U\b|units?\b|[mµunpf]?[gLl]\b|[mµun]mol|mcL|"
+    r"mm\^?3|K\b|k/|mEq|cps|log)",
+)
+_MEASURE_BEFORE = re.compile(
+    r"(?:platelets?|plt|count|wbc|leu[ck]ocytes?|viral load|rna|dna|ferritin|d-dimer|bnp|"
+    r"cd4|cells|copies|level|titer|titre)\W{0,3}(?:(?:of|was|is|at|=|:)\W{0,2})?$",
+    re.IGNORECASE,
+)
+
+_BARE_ID = re.compile(r"\b[A-Z]?\d{6,}\b(?!\.\d)")
+
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("EMAIL", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
     ("URL", re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)),
@@ -62,8 +80,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "ID",
         re.compile(
-            r"\b(?:MRN|MR#|Medical Record(?: Number)?|SSN|DL|Driver'?s? License|Account|Acct|"
-            r"Patient ID|ID)\s*(?:#|no\.?|number)?\s*[:#]?\s*"
+            r"(?<![\w/])(?:MRN|MR#|Medical Record(?: Number)?|SSN|(?-i:DL)|Driver'?s? License|"
+            r"Account|Acct|Patient ID|(?-i:ID))\s*(?:#|no\.?|number)?\s*[:#]?\s*"
             r"((?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,})\b",
             re.IGNORECASE,
         ),
@@ -71,11 +89,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "ADDRESS",
         re.compile(
-            rf"\b\d{{1,6}}(?: [A-Z][a-z]+){{1,4}} (?:{_STREET_SUFFIX})\b"
+            rf"\b\d{{1,6}}(?! (?:{_NOT_STREET})\b)(?: [A-Z][a-z]+){{1,4}} (?:{_STREET_SUFFIX})\b"
             r"(?:,? (?:Apt|Unit|Suite|#)\.? ?\w+)?"
         ),
     ),
-    ("ID", re.compile(r"\b[A-Z]?\d{6,}\b")),
+    ("ID", _BARE_ID),
     (
         "NAME",
         re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.? (?:[A-Z]\.? )?[A-Z][a-z]+(?:-[A-Z][a-z]+)?"),
@@ -85,6 +103,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("iso", re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?=T|\b)")),
     ("us", re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")),
+    # "3/15/19": only a valid month and day, never inside a longer chain of slashes
+    ("us2", re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{2})(?![\d/])")),
     ("mdy", re.compile(rf"\b({_MONTH_RE})\.? (\d{{1,2}})(?:st|nd|rd|th)?,? (\d{{4}})\b")),
     ("dmy", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MONTH_RE})\.?,? (\d{{4}})\b")),
 )
@@ -181,11 +201,113 @@ class ReidMap:
 
 
 @dataclass(frozen=True, slots=True)
+class Alignment:
+    """Where each character of a de-identified text came from in the original text.
+
+    A character of the text kept as it was maps to itself; every character of a surrogate maps
+    to the whole original value it replaced. So a quote found in the de-identified text maps
+    back to the exact span of the original note (a quote that cuts a surrogate in two grows to
+    the whole original value).
+    """
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    original_length: int
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The span [start, end) of the original text that [start, end) here came from."""
+        if not 0 <= start <= end <= len(self.starts):
+            raise ValueError(f"span [{start}, {end}) is outside a text of {len(self.starts)}")
+        if start == end:
+            at = self.starts[start] if start < len(self.starts) else self.original_length
+            return at, at
+        return self.starts[start], self.ends[end - 1]
+
+
+@dataclass(frozen=True, slots=True)
 class Deidentified:
-    """The text that may leave, and the map that must not."""
+    """The text that may leave, the map that must not, and the way back to original offsets."""
 
     text: str
     reid: ReidMap
+    alignment: Alignment
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that [start, end) of :attr:`text` came from."""
+        return self.alignment.original_span(start, end)
+
+
+# An edit: replace [start, end) of the current text by a string; None leaves the match alone.
+_Edit = tuple[int, int, str] | None
+
+
+class _Tracked:
+    """Text being rewritten, with the original span of every character."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = list(range(len(text)))
+        self.ends = list(range(1, len(text) + 1))
+        self.length = len(text)
+
+    def sub(self, pattern: re.Pattern[str], edit: Callable[[re.Match[str]], _Edit]) -> None:
+        """Like ``pattern.sub``, but each match says which part of it becomes what."""
+        parts: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        last = 0
+        for m in pattern.finditer(self.text):
+            change = edit(m)
+            if change is None:
+                continue
+            start, end, new = change
+            if new == self.text[start:end]:
+                continue
+            parts.append(self.text[last:start])
+            starts += self.starts[last:start]
+            ends += self.ends[last:start]
+            if end > start:
+                first, final = self.starts[start], self.ends[end - 1]
+            else:
+                first = final = self.starts[start] if start < len(self.starts) else self.length
+            parts.append(new)
+            starts += [first] * len(new)
+            ends += [final] * len(new)
+            last = end
+        if not parts:
+            return
+        parts.append(self.text[last:])
+        self.text = "".join(parts)
+        self.starts = starts + self.starts[last:]
+        self.ends = ends + self.ends[last:]
+
+    def alignment(self) -> Alignment:
+        return Alignment(tuple(self.starts), tuple(self.ends), self.length)
+
+
+ENV_SECRET = "MEDAGENT_DEID_SECRET"
+
+
+@lru_cache(maxsize=1)
+def _process_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def site_deidentifier(environ: Mapping[str, str] | None = None) -> Deidentifier:
+    """The site's de-identifier: secret from ``MEDAGENT_DEID_SECRET`` (at least 16 bytes).
+
+    Without the setting a random secret is drawn once per process: date shifts are then stable
+    within the process (enough to map an answer back) but differ between runs, which also keeps
+    an outside model from linking one patient's requests across runs.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(ENV_SECRET)
+    if value:
+        try:
+            return Deidentifier(value.encode())
+        except ValueError:
+            raise ValueError(f"{ENV_SECRET} must be at least 16 bytes") from None
+    return Deidentifier(_process_secret())
 
 
 class Deidentifier:
@@ -210,11 +332,12 @@ class Deidentifier:
     ) -> Deidentified:
         """Remove identifiers from ``text``; extend ``reid`` (or a new map) with what was taken."""
         mapping = reid if reid is not None else self.new_map(patient)
-        out = _replace_dates(text, mapping)
-        out = _replace_known(out, patient, mapping)
-        out = _replace_patterns(out, mapping)
-        out = _cap_ages(out)
-        return Deidentified(text=out, reid=mapping)
+        tracked = _Tracked(text)
+        _replace_dates(tracked, mapping)
+        _replace_known(tracked, patient, mapping)
+        _replace_patterns(tracked, mapping)
+        _cap_ages(tracked)
+        return Deidentified(text=tracked.text, reid=mapping, alignment=tracked.alignment())
 
 
 def reidentify(text: str, reid: ReidMap) -> str:
@@ -253,41 +376,48 @@ def _known_pattern(values: tuple[tuple[str, str], ...]) -> re.Pattern[str] | Non
     return re.compile(rf"(?<![\w(+])(?:{'|'.join(alternatives)})(?![\w])", re.IGNORECASE)
 
 
-def _replace_known(text: str, patient: PatientIdentifiers, reid: ReidMap) -> str:
+def _replace_known(text: _Tracked, patient: PatientIdentifiers, reid: ReidMap) -> None:
     values = tuple(_known_values(patient))
     pattern = _known_pattern(values)
     if pattern is None:
-        return text
+        return
     kinds = {value.casefold(): kind for kind, value in reversed(values)}
 
-    def known(m: re.Match[str]) -> str:
+    def known(m: re.Match[str]) -> _Edit:
         found = m.group(0)
-        return reid.token_for(kinds.get(found.casefold(), "CONTACT"), found)
+        return m.start(), m.end(), reid.token_for(kinds.get(found.casefold(), "CONTACT"), found)
 
-    return pattern.sub(known, text)
+    text.sub(pattern, known)
 
 
-def _replace_patterns(text: str, reid: ReidMap) -> str:
+def _is_measurement(m: re.Match[str]) -> bool:
+    """A long bare number with a unit after it or a count name before it is a lab value."""
+    line_start = m.string.rfind("\n", 0, m.start()) + 1
+    before = m.string[max(line_start, m.start() - 40) : m.start()]
+    return bool(
+        m.group(0).isdigit()
+        and (_MEASURE_AFTER.match(m.string, m.end()) or _MEASURE_BEFORE.search(before))
+    )
+
+
+def _replace_patterns(text: _Tracked, reid: ReidMap) -> None:
     for kind, pattern in _PATTERNS:
 
-        def sub(m: re.Match[str], kind: str = kind) -> str:
+        def sub(m: re.Match[str], kind: str = kind, bare_id: bool = pattern is _BARE_ID) -> _Edit:
             if m.lastindex:  # keep the label ("MRN: "), replace only the value
-                start, end = m.span(1)
-                whole = m.group(0)
-                offset = m.start(0)
-                value = m.group(1)
-                return whole[: start - offset] + reid.token_for(kind, value) + whole[end - offset :]
-            return reid.token_for(kind, m.group(0))
+                return m.start(1), m.end(1), reid.token_for(kind, m.group(1))
+            if bare_id and _is_measurement(m):
+                return None
+            return m.start(), m.end(), reid.token_for(kind, m.group(0))
 
-        text = pattern.sub(sub, text)
-    return text
+        text.sub(pattern, sub)
 
 
 def _shift(day: date, reid: ReidMap) -> date:
     return day - timedelta(days=reid.shift_days)
 
 
-def _replace_dates(text: str, reid: ReidMap) -> str:
+def _replace_dates(text: _Tracked, reid: ReidMap) -> None:
     def iso(m: re.Match[str]) -> str:
         try:
             day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
@@ -302,6 +432,17 @@ def _replace_dates(text: str, reid: ReidMap) -> str:
             return reid.token_for("DATE", m.group(0))
         new = _shift(day, reid)
         return _record(reid, m.group(0), f"{new.month:02d}/{new.day:02d}/{new.year}")
+
+    def us2(m: re.Match[str]) -> str:
+        year = 2000 + int(m.group(3))
+        if year > date.today().year:
+            year -= 100
+        try:
+            day = date(year, int(m.group(1)), int(m.group(2)))
+        except ValueError:
+            return m.group(0)  # "12/40/10" is not a date: leave it as written
+        new = _shift(day, reid)
+        return _record(reid, m.group(0), f"{new.month:02d}/{new.day:02d}/{new.year % 100:02d}")
 
     def month_index(name: str) -> int:
         return [m[:3].lower() for m in _MONTHS].index(name[:3].lower()) + 1
@@ -322,10 +463,15 @@ def _replace_dates(text: str, reid: ReidMap) -> str:
         new = _shift(day, reid)
         return _record(reid, m.group(0), f"{new.day} {_MONTHS[new.month - 1]} {new.year}")
 
-    handlers = {"iso": iso, "us": us, "mdy": mdy, "dmy": dmy}
+    handlers = {"iso": iso, "us": us, "us2": us2, "mdy": mdy, "dmy": dmy}
     for name, pattern in _DATE_PATTERNS:
-        text = pattern.sub(handlers[name], text)
-    return text
+
+        def whole(
+            m: re.Match[str], handler: Callable[[re.Match[str]], str] = handlers[name]
+        ) -> _Edit:
+            return m.start(), m.end(), handler(m)
+
+        text.sub(pattern, whole)
 
 
 def _record(reid: ReidMap, original: str, shifted: str) -> str:
@@ -333,24 +479,17 @@ def _record(reid: ReidMap, original: str, shifted: str) -> str:
     return shifted
 
 
-def _cap_ages(text: str) -> str:
+def _cap_ages(text: _Tracked) -> None:
     """Replace only the number of an age over 89 by "90+", keeping the words around it."""
-
-    def number_group(pattern_index: int) -> int:
-        return 2 if pattern_index == 1 else 1
-
     for index, pattern in enumerate(_AGE_PATTERNS):
-        group = number_group(index)
+        group = 2 if index == 1 else 1
 
-        def cap(m: re.Match[str], group: int = group) -> str:
+        def cap(m: re.Match[str], group: int = group) -> _Edit:
             if int(m.group(group)) <= AGE_CAP:
-                return m.group(0)
-            start, end = m.span(group)
-            whole, offset = m.group(0), m.start(0)
-            return whole[: start - offset] + "90+" + whole[end - offset :]
+                return None
+            return m.start(group), m.end(group), "90+"
 
-        text = pattern.sub(cap, text)
-    return text
+        text.sub(pattern, cap)
 
 
 def leaked(text: str, values: Iterable[str]) -> list[str]:

@@ -26,7 +26,7 @@ from types import TracebackType
 from OpenSSL import SSL
 
 from medagent.secure.errors import LinkError
-from medagent.secure.tls import LinkPolicy, accept, connect, make_context, recv_some, send_all
+from medagent.secure.tls import LinkPolicy, accept, connect, make_context, recv_ready, send_all
 
 log = logging.getLogger(__name__)
 DEFAULT_IDLE_TIMEOUT = 120.0
@@ -45,18 +45,38 @@ def pump(
     *,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> tuple[int, int]:
-    """Forward bytes both ways until both directions are closed; return (plain→tls, tls→plain)."""
+    """Forward bytes both ways until both directions are closed; return (plain→tls, tls→plain).
+
+    The TLS side is read without waiting before every select(): OpenSSL may hold decrypted data
+    the socket no longer shows, and a readable socket may carry no application data at all (a
+    TLS 1.3 NewSessionTicket). Blocking on it there stalled the plaintext direction: a request
+    whose body followed its headers a moment later never got through.
+    """
     plain.settimeout(idle_timeout)
     plain_open = tls_open = True
     up = down = 0
     while plain_open or tls_open:
-        if tls_open and conn.pending() > 0:
-            ready: list[socket.socket] = [tls_sock]
-        else:
-            watch = [s for s, o in ((plain, plain_open), (tls_sock, tls_open)) if o]
-            ready, _, _ = select.select(watch, [], [], idle_timeout)
-            if not ready:
-                raise LinkError("link idle timeout")
+        moved = False
+        if tls_open:
+            try:
+                data = recv_ready(conn)
+            except SSL.Error as exc:
+                raise LinkError(f"TLS error on the link: {exc}") from exc
+            if data is not None:
+                moved = True
+                if data:
+                    plain.sendall(data)
+                    down += len(data)
+                else:
+                    tls_open = False
+                    with contextlib.suppress(OSError):
+                        plain.shutdown(socket.SHUT_WR)
+        watch = [s for s, o in ((plain, plain_open), (tls_sock, tls_open)) if o]
+        if not watch:
+            break
+        ready, _, _ = select.select(watch, [], [], 0 if moved else idle_timeout)
+        if not ready and not moved:
+            raise LinkError("link idle timeout")
         if plain in ready:
             data = plain.recv(65536)
             if data:
@@ -65,18 +85,7 @@ def pump(
             else:
                 plain_open = False
                 _close_notify(conn)
-        if tls_sock in ready:
-            try:
-                data = recv_some(conn, tls_sock, timeout=idle_timeout)
-            except SSL.Error as exc:
-                raise LinkError(f"TLS error on the link: {exc}") from exc
-            if data:
-                plain.sendall(data)
-                down += len(data)
-            else:
-                tls_open = False
-                with contextlib.suppress(OSError):
-                    plain.shutdown(socket.SHUT_WR)
+        # a readable TLS socket is read at the top of the loop
     return up, down
 
 

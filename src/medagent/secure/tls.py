@@ -136,13 +136,15 @@ def make_context(policy: LinkPolicy) -> SSL.Context:
     return ctx
 
 
-def _wait(sock: socket.socket, *, write: bool, deadline: float) -> None:
+def _wait(
+    sock: socket.socket, *, write: bool, deadline: float, what: str = "TLS handshake"
+) -> None:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise LinkError("TLS handshake timed out")
+        raise LinkError(f"{what} timed out")
     r, w, _ = select.select([] if write else [sock], [sock] if write else [], [], remaining)
     if not r and not w:
-        raise LinkError("TLS handshake timed out")
+        raise LinkError(f"{what} timed out")
 
 
 def handshake(conn: SSL.Connection, sock: socket.socket, policy: LinkPolicy) -> None:
@@ -154,9 +156,9 @@ def handshake(conn: SSL.Connection, sock: socket.socket, policy: LinkPolicy) -> 
             conn.do_handshake()
             break
         except SSL.WantReadError:
-            _wait(sock, write=False, deadline=deadline)
+            _wait(sock, write=False, deadline=deadline, what="TLS read")
         except SSL.WantWriteError:
-            _wait(sock, write=True, deadline=deadline)
+            _wait(sock, write=True, deadline=deadline, what="TLS read")
         except SSL.Error as exc:
             raise LinkError(f"TLS handshake refused: {exc}") from exc
     check_established(conn, policy)
@@ -216,9 +218,24 @@ def send_all(conn: SSL.Connection, sock: socket.socket, data: bytes, *, timeout:
             sent = conn.send(view[:65536])
             view = view[sent:]
         except SSL.WantWriteError:
-            _wait(sock, write=True, deadline=deadline)
+            _wait(sock, write=True, deadline=deadline, what="TLS write")
         except SSL.WantReadError:
-            _wait(sock, write=False, deadline=deadline)
+            _wait(sock, write=False, deadline=deadline, what="TLS write")
+
+
+def recv_ready(conn: SSL.Connection) -> bytes | None:
+    """Application data already decryptable, b"" at close_notify, or None when there is none yet.
+
+    Never waits: a readable socket may hold only a record that carries no application data (a
+    TLS 1.3 NewSessionTicket, a partial record), and a forwarder that then blocked for data
+    would stop serving its other direction.
+    """
+    try:
+        return conn.recv(65536)
+    except SSL.ZeroReturnError:
+        return b""
+    except (SSL.WantReadError, SSL.WantWriteError):
+        return None
 
 
 def recv_some(conn: SSL.Connection, sock: socket.socket, *, timeout: float) -> bytes:
@@ -230,6 +247,6 @@ def recv_some(conn: SSL.Connection, sock: socket.socket, *, timeout: float) -> b
         except SSL.ZeroReturnError:
             return b""
         except SSL.WantReadError:
-            _wait(sock, write=False, deadline=deadline)
+            _wait(sock, write=False, deadline=deadline, what="TLS read")
         except SSL.WantWriteError:
-            _wait(sock, write=True, deadline=deadline)
+            _wait(sock, write=True, deadline=deadline, what="TLS read")
