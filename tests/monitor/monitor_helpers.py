@@ -8,6 +8,9 @@ from typing import Any
 
 SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-40.tar.xz"
 T0 = datetime(2025, 3, 1, 8, 0)
+# The standalone monitor's access token in tests, and the header that carries it.
+TOKEN = "monitor-test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 LOINC = {
     "heart_rate": ("8867-4", "/min"),

@@ -12,7 +12,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import uvicorn
-from monitor_helpers import T0, Clock, observation, vitals
+from monitor_helpers import AUTH, T0, TOKEN, Clock, observation, vitals
 
 from medagent.monitor.alerts import SUMMARY_LIMIT, card
 from medagent.monitor.api import create_app
@@ -90,8 +90,8 @@ def test_cds_hooks_card(monitor: Monitor, client_monitor: None = None) -> None:
 
 @pytest.fixture
 def server(monitor: Monitor) -> Iterator[str]:
-    config = uvicorn.Config(create_app(monitor, background=False), host="127.0.0.1", port=0,
-                            log_level="error")  # fmt: skip
+    app = create_app(monitor, token=TOKEN, background=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -110,7 +110,9 @@ def test_alerts_are_delivered_live_over_sse(server: str, monitor: Monitor) -> No
     received: list[dict[str, object]] = []
 
     def listen() -> None:
-        with httpx.stream("GET", f"{server}/monitor/events?ward=W1&limit=50", timeout=10) as r:
+        with httpx.stream(
+            "GET", f"{server}/monitor/events?ward=W1&limit=50", timeout=10, headers=AUTH
+        ) as r:
             for line in r.iter_lines():
                 if line.startswith("data: "):
                     received.append(json.loads(line[6:]))
@@ -120,19 +122,28 @@ def test_alerts_are_delivered_live_over_sse(server: str, monitor: Monitor) -> No
     listener = threading.Thread(target=listen)
     listener.start()
     time.sleep(0.3)
-    httpx.post(f"{server}/monitor/fhir", json=vitals("a", T0, hr=135, rr=26, spo2=95))
+    httpx.post(f"{server}/monitor/fhir", json=vitals("a", T0, hr=135, rr=26, spo2=95), headers=AUTH)
     listener.join(10)
     kinds = [e["type"] for e in received]
     assert "alert" in kinds and "patient" in kinds
     alert = next(e for e in received if e["type"] == "alert")["alert"]
     assert alert["patient_id"] == "p1"  # type: ignore[index]
     # and acknowledged over HTTP
-    cards = httpx.get(f"{server}/monitor/cards", params={"patient": "p1"}).json()["cards"]
+    cards = httpx.get(f"{server}/monitor/cards", params={"patient": "p1"}, headers=AUTH).json()[
+        "cards"
+    ]
     assert cards and all(len(c["summary"]) < 140 for c in cards)
     aid = monitor.alerts(patient_id="p1")[0].id
-    r = httpx.post(f"{server}/monitor/alerts/{aid}/ack", json={"user": "nurse"})
-    assert r.status_code == 200 and r.json()["acknowledged_by"] == "nurse"
-    assert httpx.post(f"{server}/monitor/alerts/99999/ack", json={"user": "x"}).status_code == 404
+    r = httpx.post(f"{server}/monitor/alerts/{aid}/ack", json={"user": "nurse"}, headers=AUTH)
+    assert (
+        r.status_code == 200 and r.json()["acknowledged_by"] == "nurse (standalone monitor token)"
+    )
+    assert (
+        httpx.post(
+            f"{server}/monitor/alerts/99999/ack", json={"user": "x"}, headers=AUTH
+        ).status_code
+        == 404
+    )
 
 
 def test_dashboard_page_lists_the_ward(server: str, monitor: Monitor) -> None:
@@ -141,13 +152,13 @@ def test_dashboard_page_lists_the_ward(server: str, monitor: Monitor) -> None:
     monitor.set_placement("p1", ward="W1", bed="3")
     monitor.set_placement("p2", ward="W1", bed="4")
     monitor.ingest_fhir(vitals("c", T0 + timedelta(hours=1), hr=140, rr=28, spo2=91))
-    page = httpx.get(f"{server}/monitor/dashboard/W1").text
+    page = httpx.get(f"{server}/monitor/dashboard/W1", headers=AUTH).text
     assert 'id="p-p1"' in page and 'id="p-p2"' in page
     assert "EventSource" in page and "NEWS2" in page and "↑" in page
     assert page.index('id="p-p1"') < page.index('id="p-p2"')  # the sicker patient first
-    rows = httpx.get(f"{server}/monitor/wards/W1").json()
+    rows = httpx.get(f"{server}/monitor/wards/W1", headers=AUTH).json()
     assert rows[0]["patient_id"] == "p1" and rows[0]["alerts"] >= 1 and rows[0]["trend"] == "up"
-    assert "W1" in httpx.get(f"{server}/monitor/dashboard").text
+    assert "W1" in httpx.get(f"{server}/monitor/dashboard", headers=AUTH).text
 
 
 def test_forecast_crossing_raises_an_alert(monitor: Monitor) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from monitor_helpers import T0, vitals
+from monitor_helpers import T0, TOKEN, vitals
 
 from medagent.monitor.api import create_app
 from medagent.monitor.core import Monitor
@@ -46,7 +46,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def served(monitor: Monitor) -> Iterator[str]:
     config = uvicorn.Config(
-        create_app(monitor, background=False),
+        create_app(monitor, token=TOKEN, background=False),
         host="127.0.0.1",
         port=0,
         log_level="error",
@@ -67,6 +67,7 @@ def served(monitor: Monitor) -> Iterator[str]:
 def test_dashboard_updates_live(browser: Any, served: str, monitor: Monitor) -> None:
     monitor.set_placement("p1", ward="W9", bed="1")
     page = browser.new_page()
+    page.goto(f"{served}/monitor/login?token={TOKEN}")  # sets the cookie, opens the wards
     page.goto(f"{served}/monitor/dashboard/W9")
     page.wait_for_function("document.getElementById('status').textContent === 'live'")
     monitor.ingest_fhir(vitals("a", T0))

@@ -8,7 +8,8 @@ from datetime import timedelta
 import hl7
 import pytest
 from fastapi.testclient import TestClient
-from monitor_helpers import T0, Clock, observation, vitals
+from monitor_helpers import AUTH, T0, TOKEN, Clock, observation, vitals
+from starlette.websockets import WebSocketDisconnect
 
 from medagent.monitor.api import create_app
 from medagent.monitor.core import Monitor
@@ -41,7 +42,7 @@ GOOD_OBX = [
 
 @pytest.fixture
 def client(monitor: Monitor) -> TestClient:
-    return TestClient(create_app(monitor, background=False))
+    return TestClient(create_app(monitor, token=TOKEN, background=False), headers=AUTH)
 
 
 def test_post_single_and_bundle_are_stored_and_converted(
@@ -86,7 +87,7 @@ def test_malformed_fhir_is_refused_and_dead_lettered(
 
 
 def test_websocket_stream_answers_each_message(client: TestClient) -> None:
-    with client.websocket_connect("/monitor/fhir/stream") as ws:
+    with client.websocket_connect("/monitor/fhir/stream", headers=AUTH) as ws:
         ws.send_json(observation("w1", "heart_rate", 88, T0))
         assert ws.receive_json() == {"ok": True, "accepted": 1, "duplicates": 0, "ignored": [],
                                      "scored": 3, "alerts": []}  # fmt: skip
@@ -181,3 +182,59 @@ def test_acknowledging_an_impossible_alert_id_is_a_client_error(client: TestClie
     assert huge.status_code == 422
     unknown = client.post("/monitor/alerts/12345/ack", json={"user": "dr-x"})
     assert unknown.status_code == 404
+
+
+# The standalone monitor (`medagent monitor serve`) served patient data to anyone on the host;
+# every route now needs its token.
+def test_every_standalone_route_refuses_a_request_without_the_token(monitor: Monitor) -> None:
+    from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+
+    app = create_app(monitor, token=TOKEN, background=False)
+    anonymous = TestClient(app)
+    wrong = TestClient(app, headers={"Authorization": "Bearer not-the-token-0123456789"})
+    docs = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/monitor/login"}
+    checked = sockets = 0
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        path = getattr(context, "path", "") or getattr(route, "path", "")
+        if path in docs:
+            continue
+        concrete = (
+            path.replace("{patient_id}", "p1").replace("{ward}", "W1").replace("{alert_id}", "1")
+        )
+        if isinstance(route, APIWebSocketRoute):
+            for client in (anonymous, wrong):
+                with pytest.raises(WebSocketDisconnect), client.websocket_connect(concrete):
+                    pass
+            sockets += 1
+            continue
+        for method in sorted(getattr(route, "methods", None) or {"GET"}):
+            for client in (anonymous, wrong):
+                response = client.request(method, concrete, json={})
+                assert response.status_code == 401, (method, path, response.status_code)
+            checked += 1
+    assert checked >= 10 and sockets == 1
+
+
+def test_sign_in_link_sets_the_cookie_the_dashboard_accepts(monitor: Monitor) -> None:
+    anonymous = TestClient(create_app(monitor, token=TOKEN, background=False))
+    assert anonymous.get("/monitor/login", params={"token": "wrong"}).status_code == 401
+    signed = anonymous.get("/monitor/login", params={"token": TOKEN}, follow_redirects=False)
+    assert signed.status_code == 303 and signed.headers["location"] == "/monitor/dashboard"
+    assert "httponly" in signed.headers["set-cookie"].lower()
+    assert anonymous.get("/monitor/dashboard").status_code == 200
+
+
+def test_short_tokens_are_refused(monitor: Monitor) -> None:
+    with pytest.raises(ValueError, match="at least"):
+        create_app(monitor, token="short")
+
+
+def test_standalone_acknowledgement_names_the_person_and_the_token(
+    client: TestClient, monitor: Monitor, clock: Clock
+) -> None:
+    monitor.ingest_fhir(vitals("a", T0, hr=135, rr=26, spo2=91))
+    alert = monitor.alerts(patient_id="p1")[0]
+    assert client.post(f"/monitor/alerts/{alert.id}/ack", json={}).status_code == 422
+    done = client.post(f"/monitor/alerts/{alert.id}/ack", json={"user": "nurse-k"})
+    assert done.json()["acknowledged_by"] == "nurse-k (standalone monitor token)"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from monitor_helpers import T0, Clock, vitals
+from monitor_helpers import T0, TOKEN, Clock, vitals
 
 from medagent.monitor.api import create_app
 from medagent.monitor.backtest import backtest
@@ -73,8 +73,8 @@ def test_forecast_backtest_on_synthea(bundles: list[dict[str, Any]]) -> None:
 
 @pytest.fixture
 def live(monitor: Monitor) -> Iterator[str]:
-    config = uvicorn.Config(create_app(monitor, background=False), host="127.0.0.1", port=0,
-                            log_level="error")  # fmt: skip
+    app = create_app(monitor, token=TOKEN, background=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -91,13 +91,17 @@ def test_replay_streams_a_patient_into_a_running_server(
     small_bundle: dict[str, Any], live: str, monitor: Monitor
 ) -> None:
     waits: list[float] = []
-    stats = replay(small_bundle, url=live, speed=1e9, ward="R1", limit=5, sleep=waits.append)
+    stats = replay(
+        small_bundle, url=live, speed=1e9, ward="R1", limit=5, sleep=waits.append, token=TOKEN
+    )
     # a blood-pressure panel is one Observation with two readings
     assert stats.posts == 5 and stats.accepted >= stats.observations > 0
     assert len(waits) == 4 and max(waits) <= 2.0
     rows = monitor.ward("R1")
     assert rows and rows[0]["patient_id"] == stats.patient_id and rows[0]["news2"]
-    again = replay(small_bundle, url=live, speed=1e9, ward="R1", limit=5, sleep=waits.append)
+    again = replay(
+        small_bundle, url=live, speed=1e9, ward="R1", limit=5, sleep=waits.append, token=TOKEN
+    )
     assert again.accepted == 0  # idempotent by observation id
 
 
@@ -142,7 +146,9 @@ def test_replay_command_line(
     pid = patient_id(small_bundle)
     args = ["replay", pid, "--url", live, "--speed", "1e9", "--limit", "2", "--data", str(data),
             "--json"]  # fmt: skip
-    result = CliRunner().invoke(app, args)
+    refused = CliRunner().invoke(app, args, env={"MEDAGENT_MONITOR_TOKEN": ""})
+    assert refused.exit_code != 0 and "--token" in refused.output
+    result = CliRunner().invoke(app, args, env={"MEDAGENT_MONITOR_TOKEN": TOKEN})
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["posts"] == 2
     missing = CliRunner().invoke(app, [*args[:1], "Nobody", *args[2:]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from medagent.cli import (
+    export,
     monitor,
     notes,
     populate,
@@ -14,6 +15,7 @@ from medagent.cli import (
     sdc,
     secure,
     service,
+    store,
 )
 
 app = typer.Typer(
@@ -27,6 +29,7 @@ app.command("score")(scales.score)
 app.add_typer(secure.keys_app, name="keys")
 app.command("seal")(secure.seal_command)
 app.command("open")(secure.open_command)
+app.command("export")(export.export_command)
 app.add_typer(secure.audit_app, name="audit")
 app.add_typer(secure.link_app, name="gateway")
 app.command("import")(record.import_command)
@@ -42,8 +45,17 @@ app.command("populate")(populate.populate_command)
 app.command("override")(populate.override_command)
 app.command("serve")(service.serve)
 app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(store.store_app, name="store")
 app.command("replay")(monitor.replay_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    """Run the CLI; a MedAgentError that escapes a command (a missing encryption key found while
+    reading, say) is printed as one `error:` line, never as a traceback."""
+    from medagent.errors import MedAgentError
+
+    try:
+        app()
+    except MedAgentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None

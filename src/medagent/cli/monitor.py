@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,8 @@ from medagent.cli._common import JsonFlag, fail, print_json
 monitor_app = typer.Typer(
     help="Continuous monitoring: ingest, scores, alerts, dashboard.", no_args_is_help=True
 )
+
+TOKEN_ENV = "MEDAGENT_MONITOR_TOKEN"
 
 DbOption = Annotated[
     str | None,
@@ -33,9 +36,20 @@ def replay_command(
     ward: Annotated[str, typer.Option("--ward", help="Ward to place the patient on.")] = "demo",
     limit: Annotated[int | None, typer.Option("--limit", help="Stop after N posts.")] = None,
     data: DataOption = Path("../shared/data/synthea-40.tar.xz"),
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar=TOKEN_ENV,
+            help=f"Bearer token of the monitor (default: ${TOKEN_ENV}).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Stream a Synthea patient's vital signs into a running monitor at a speed-up."""
+    import httpx
+
     from medagent.errors import MedAgentError
     from medagent.monitor.replay import find_patient, replay
 
@@ -45,7 +59,17 @@ def replay_command(
         bundle = find_patient(data, patient)
     except MedAgentError as exc:
         fail(str(exc))
-    stats = replay(bundle, url=url, speed=speed, max_gap=max_gap, ward=ward, limit=limit)
+    try:
+        stats = replay(
+            bundle, url=url, speed=speed, max_gap=max_gap, ward=ward, limit=limit, token=token
+        )
+    except httpx.HTTPStatusError as exc:
+        hint = (
+            f" (give the monitor's token with --token or ${TOKEN_ENV})"
+            if exc.response.status_code == 401
+            else ""
+        )
+        fail(f"the monitor refused the replay: {exc.response.status_code}{hint}")
     if as_json:
         print_json(asdict(stats))
     else:
@@ -65,19 +89,27 @@ def serve_command(
     """Run FHIR/WebSocket ingest, the MLLP listener and the ward dashboard on 127.0.0.1."""
     import uvicorn
 
-    from medagent.monitor.api import create_app
+    from medagent.monitor.api import MIN_TOKEN_LENGTH, create_app, new_token
     from medagent.monitor.core import Monitor
     from medagent.monitor.mllp import MLLPServer
 
+    token = os.environ.get(TOKEN_ENV) or new_token()
+    if len(token) < MIN_TOKEN_LENGTH:
+        fail(f"{TOKEN_ENV} must be at least {MIN_TOKEN_LENGTH} characters")
     monitor = Monitor.open(db)
     monitor.rebuild()
     mllp = MLLPServer(monitor.handle_hl7, host="127.0.0.1", port=mllp_port).start()
     typer.echo(
-        f"monitor on http://127.0.0.1:{port}/monitor/dashboard, MLLP on 127.0.0.1:{mllp.port}",
+        f"monitor dashboard: http://127.0.0.1:{port}/monitor/login?token={token}\n"
+        f"API calls need the header 'Authorization: Bearer <token>' (the token is "
+        f"{'from ' + TOKEN_ENV if os.environ.get(TOKEN_ENV) else 'new for this run'}); "
+        f"MLLP on 127.0.0.1:{mllp.port}",
         err=True,
     )
     try:
-        uvicorn.run(create_app(monitor), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(
+            create_app(monitor, token=token), host="127.0.0.1", port=port, log_level="warning"
+        )
     finally:
         mllp.stop()
 

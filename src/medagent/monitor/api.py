@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -20,14 +22,18 @@ from fastapi import (
     WebSocketDisconnect,
 )
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 
 from medagent.monitor.core import Monitor
 from medagent.monitor.errors import IngestError, UnknownAlertError
 from medagent.monitor.profile import patient_cards, patient_profile
 
 HEARTBEAT_SECONDS = 15.0
+TOKEN_COOKIE = "medagent_monitor"
+MIN_TOKEN_LENGTH = 16
 
 
 def get_monitor(request: Request) -> Monitor:
@@ -49,9 +55,10 @@ class Placement(BaseModel):
 
 
 class Acknowledgement(BaseModel):
-    """Who acknowledges an alert."""
+    """Who acknowledges an alert. Behind the service the signed-in user is recorded and this
+    field is not needed; on the standalone monitor it names the person at the screen."""
 
-    user: str
+    user: str | None = None
 
 
 def _outcome(status: int, text: str) -> JSONResponse:
@@ -125,13 +132,27 @@ def get_cards(monitor: MonitorDep, patient: str) -> dict[str, Any]:
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
 def ack_alert(
+    request: Request,
     monitor: MonitorDep,
     alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)],  # a database row id, not any integer
     body: Acknowledgement,
 ) -> Any:
-    """Acknowledge an alert as a user."""
+    """Acknowledge an alert: as the signed-in user behind the service (a different name in the
+    body is refused), or on the standalone monitor as the named person at the token's screen."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        if body.user is not None and body.user != principal.subject:
+            return JSONResponse(
+                {"detail": f"signed in as {principal.subject}; cannot acknowledge as {body.user}"},
+                status_code=403,
+            )
+        user = str(principal.subject)
+    elif body.user and body.user.strip():
+        user = f"{body.user.strip()} (standalone monitor token)"
+    else:
+        return JSONResponse({"detail": "say who acknowledges the alert (user)"}, status_code=422)
     try:
-        return monitor.acknowledge(alert_id, user=body.user).to_dict()
+        return monitor.acknowledge(alert_id, user=user).to_dict()
     except UnknownAlertError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
@@ -198,9 +219,48 @@ async def housekeeping(monitor: Monitor, *, every: float = 5.0) -> None:
             await run_in_threadpool(monitor.run_forecasts)
 
 
-def create_app(monitor: Monitor, *, background: bool = True) -> FastAPI:
-    """A small app with the monitor's routers and pages (the service mounts the same routers)."""
+def new_token() -> str:
+    """A random access token for a standalone monitor."""
+    return secrets.token_urlsafe(32)
+
+
+def _supplied_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    cookie = connection.cookies.get(TOKEN_COOKIE)
+    if cookie:
+        return cookie
+    if isinstance(connection, WebSocket):
+        return connection.query_params.get("token")
+    return None
+
+
+def token_guard(expected: str) -> Any:
+    """A dependency refusing any request without the monitor's token (bearer header, the cookie
+    set by the sign-in link, or for a WebSocket a `token` query parameter)."""
+
+    def check(connection: HTTPConnection) -> None:
+        supplied = _supplied_token(connection)
+        if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
+            if isinstance(connection, WebSocket):
+                from fastapi import WebSocketException, status
+
+                raise WebSocketException(status.WS_1008_POLICY_VIOLATION, "token required")
+            raise HTTPException(401, "the monitor's access token is required")
+
+    return check
+
+
+def create_app(monitor: Monitor, *, token: str, background: bool = True) -> FastAPI:
+    """A small app with the monitor's routers and pages (the service mounts the same routers
+    behind its own sign-in). Every route needs `token`; `/monitor/login?token=…` sets it as a
+    cookie for the browser and opens the dashboard."""
     from medagent.monitor.dashboard import router as dashboard_router
+
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"the monitor's token must be at least {MIN_TOKEN_LENGTH} characters")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -211,6 +271,16 @@ def create_app(monitor: Monitor, *, background: bool = True) -> FastAPI:
 
     app = FastAPI(title="medagent monitor", lifespan=lifespan)
     app.state.monitor = monitor
-    app.include_router(router)
-    app.include_router(dashboard_router)
+    guard = [Depends(token_guard(token))]
+    app.include_router(router, dependencies=guard)
+    app.include_router(dashboard_router, dependencies=guard)
+
+    @app.get("/monitor/login", include_in_schema=False)
+    def login(supplied: Annotated[str, Query(alias="token")] = "") -> Any:
+        if not supplied or not hmac.compare_digest(supplied.encode(), token.encode()):
+            return JSONResponse({"detail": "wrong or missing token"}, status_code=401)
+        response = RedirectResponse("/monitor/dashboard", status_code=303)
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/monitor")
+        return response
+
     return app

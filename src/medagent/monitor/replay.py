@@ -62,9 +62,11 @@ def replay(
     ward: str | None = "demo",
     limit: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    token: str | None = None,
 ) -> ReplayStats:
     """POST the patient's monitored Observations to ``url`` in time order; the wait between two
-    instants is their data-time gap divided by ``speed``, capped at ``max_gap`` seconds."""
+    instants is their data-time gap divided by ``speed``, capped at ``max_gap`` seconds. `token`
+    is sent as a bearer token (a standalone monitor's token, or a service session)."""
     import httpx
 
     config = default_config()
@@ -72,7 +74,8 @@ def replay(
     base = url.rstrip("/")
     started = time.monotonic()
     posts = observations = accepted = alerts = 0
-    with httpx.Client(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(timeout=30, headers=headers) as client:
         if ward is not None:
             client.put(
                 f"{base}/monitor/patients/{pid}/placement", json={"ward": ward}
