@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from service_helpers import PASSWORD, Service
 
@@ -195,3 +196,52 @@ def test_note_values_are_offered_with_their_span(client: TestClient, service: Se
     page = client.get(f"/app/patients/{AF}/scales/has_bled", headers=service.headers()).text
     assert "<mark>4 units a week</mark>" in page
     assert "DocumentReference/" in page
+
+
+# A PHQ-9 whose item 9 is positive needs a suicide-risk assessment whatever the total: the alert
+# leads the scale page and the CDS card (it was only inside the collapsed explanation).
+def test_single_answer_alert_leads_the_scale_page(client: TestClient, service: Service) -> None:
+    h = service.headers(subject="dr-phq")
+    pid = "phq9-item9-positive"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": {"resourceType": "Patient", "id": pid, "gender": "female"}}],
+    }
+    assert client.post("/api/imports", json=bundle, headers=h).status_code == 201
+    quiet = client.get(f"/app/patients/{pid}/scales/phq9", headers=h).text
+    assert 'id="alerts"' not in quiet
+    over = client.post(
+        f"/api/patients/{pid}/scales/phq9/overrides",
+        json={"input": "self_harm_thoughts", "value": "several_days"},
+        headers=h,
+    )
+    assert over.status_code == 201, over.text
+    page = client.get(f"/app/patients/{pid}/scales/phq9", headers=h).text
+    assert 'id="alerts"' in page and "suicide risk" in page
+    assert page.index('id="alerts"') < page.index('id="score"')
+
+
+def test_single_answer_alert_leads_the_cds_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    import medagent.populate as populate_module
+    from medagent.scales import evaluate, get_scale
+    from medagent.service.cds import scale_card
+
+    result = evaluate(get_scale("phq9"), {"self_harm_thoughts": "several_days"})
+    population = SimpleNamespace(
+        filled={"self_harm_thoughts": None}, evaluate=lambda: SimpleNamespace(result=result)
+    )
+    monkeypatch.setattr(populate_module, "populate", lambda *a, **k: population)
+    card = scale_card(
+        base_url="http://testserver",
+        patient_id="p1",
+        scale_id="phq9",
+        store=None,
+        at=datetime(2026, 11, 21, 9, 0),
+    )
+    assert card is not None
+    assert card["indicator"] == "critical"
+    assert "suicide risk" in card["summary"] and card["detail"].startswith("Alert:")

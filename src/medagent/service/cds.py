@@ -326,6 +326,12 @@ def scale_card(
         severity = None
         missing = ", ".join(m.label for m in result.missing[:6])
         detail = [f"Still needed: {missing}."] if missing else []
+    if result.alerts:
+        # A single answer that needs action whatever the total (PHQ-9 item 9) leads the card.
+        first = result.alerts[0]
+        summary = f"{title}: {first.text}"
+        severity = "critical" if any(a.severity == "critical" for a in result.alerts) else "high"
+        detail = [f"Alert: {a.text}" for a in result.alerts] + detail
     if reasons:
         detail.insert(0, "Why: " + "; ".join(reasons[:4]) + ".")
     ref = scale.primary_reference
