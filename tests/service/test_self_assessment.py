@@ -42,12 +42,15 @@ def test_patient_answers_once_and_clinician_sees_it(client: TestClient, service:
         f"/api/patients/{PATIENT}/assessments?scale=phq9", headers=service.headers()
     ).json()
     assert rows[-1]["source"] == "patient" and rows[-1]["display"] == "9"
+    # item 9 answered "several days": the clinician's list flags the assessment
+    assert rows[-1]["alerts"] == ["item9_suicide_risk"]
     full = client.get(
         f"/api/patients/{PATIENT}/assessments/{rows[-1]['id']}", headers=service.headers()
     ).json()
     assert full["questionnaire_response"]["subject"]["reference"] == f"Patient/{PATIENT}"
     page = client.get(f"/app/patients/{PATIENT}", headers=service.headers())
     assert 'data-source="patient"' in page.text
+    assert 'class="alert-mark critical"' in page.text
 
 
 def test_only_patient_answerable_items_are_asked(client: TestClient, service: Service) -> None:

@@ -164,6 +164,7 @@ class AssessmentRow:
             "display": self.display,
             "band": self.band,
             "complete": self.complete,
+            "alerts": [a.get("id") for a in self.result.get("alerts", [])],
             "source": self.source,
             "user": self.user,
             "created_at": self.created_at.isoformat() + "Z",
