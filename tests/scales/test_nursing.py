@@ -94,5 +94,21 @@ def test_barthel_reachable_scores_fall_in_shah_bands(score: int, band: str) -> N
 
 
 def test_phq9_item9_is_flagged_in_every_band() -> None:
+    # Item 9 stands apart from the total: a positive answer raises the alert at every band
+    # (it used to be a sentence repeated in each band's text; it is now the scale's alert).
+    from medagent.scales import evaluate
+
     scale = get_scale("phq9")
-    assert all("Item 9" in band.interpretation for band in scale.bands)
+    codes = ["not_at_all", "several_days", "more_than_half_the_days", "nearly_every_day"]
+    others = [i.id for i in scale.inputs if i.id != "self_harm_thoughts"]
+    for band in scale.bands:
+        left = int(max(band.ge or 0, 1)) - 1  # item 9 gives 1 ("several days")
+        answers = {"self_harm_thoughts": "several_days"}
+        for item in others:
+            answers[item] = codes[min(3, left)]
+            left -= min(3, left)
+        result = evaluate(scale, answers)
+        assert result.band is not None and result.band.id == band.id
+        assert [a.id for a in result.alerts] == ["item9_suicide_risk"], band.id
+        calm = evaluate(scale, {**answers, "self_harm_thoughts": "not_at_all"})
+        assert calm.alerts == ()
