@@ -357,7 +357,7 @@ def test_overrides_have_their_own_alembic_version_table(tmp_path: Path) -> None:
                 sa.text("select version_num from populate_alembic_version")
             ).scalar_one()
     assert {"populate_override", "populate_alembic_version", "record_alembic_version"} <= tables
-    assert version == "populate_0001_overrides"
+    assert version == "populate_0002_at_rest"
 
 
 @settings(

@@ -39,8 +39,8 @@ BatchOption = Annotated[
 
 @contextmanager
 def _opened(db: str | None) -> Iterator[tuple[Engine, list[SealedColumns]]]:
-    """The database (record tables migrated; service and monitor tables too when present) and
-    every encrypted table in it."""
+    """The database (record tables migrated; service, monitor and override tables too when
+    present) and every encrypted table in it."""
     import sqlalchemy as sa
 
     from medagent.record.db import create_engine, default_url
@@ -57,12 +57,19 @@ def _opened(db: str | None) -> Iterator[tuple[Engine, list[SealedColumns]]]:
 
             migrate_service(engine)
             tables.extend(SEALED_TABLES)
-        if sa.inspect(engine).has_table("monitor_dead_letter"):
-            from medagent.monitor.db import DEAD_LETTER_SEALING
+        present = set(sa.inspect(engine).get_table_names())
+        if "monitor_dead_letter" in present:
+            from medagent.monitor.db import SEALED_TABLES as MONITOR_TABLES
             from medagent.monitor.db import migrate as migrate_monitor
 
             migrate_monitor(engine)
-            tables.append(DEAD_LETTER_SEALING)
+            tables.extend(MONITOR_TABLES)
+        if "populate_override" in present:
+            from medagent.populate.overrides import SEALED_TABLES as POPULATE_TABLES
+            from medagent.populate.overrides import migrate as migrate_populate
+
+            migrate_populate(engine)
+            tables.extend(POPULATE_TABLES)
         yield engine, tables
     finally:
         engine.dispose()

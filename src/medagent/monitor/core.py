@@ -23,6 +23,7 @@ from medagent.monitor.readings import Parsed, Reading, make_reading, parse_fhir
 from medagent.monitor.scoring import Scorer, scale_link, short_value
 from medagent.monitor.twin import PatientTwin
 from medagent.record.store import RecordStore
+from medagent.secure.at_rest import KeyProvider
 
 Clock = Callable[[], datetime]
 _CHUNK = 500
@@ -148,12 +149,31 @@ class Monitor:
                 )
             ).all()
         for row in rows:
-            self._apply_quiet(twin, _row_reading(row))
+            self._apply_quiet(twin, self._row_reading(row))
             self._last_seq[patient_id] = row.seq
         for arow in alerts:
-            alert = Alert.from_row(dict(arow._mapping))
+            alert = Alert.from_row(db.read_alert(arow, self._read_keys))
             twin.alerts[alert.rule] = alert
         return twin
+
+    # ------------------------------------------------------------------ encryption at rest
+
+    @property
+    def _write_keys(self) -> KeyProvider | None:
+        """The keyring new rows are encrypted under (None: the store writes in clear)."""
+        return self.store.keys if self.store.encrypt else None
+
+    def _read_keys(self) -> KeyProvider:
+        """The keyring encrypted rows are read with (loaded on first use)."""
+        return self.store.keys
+
+    def _row_reading(self, row: Any) -> Reading:
+        """A stored reading, decrypted."""
+        plain = db.read_observation(row, self._read_keys)
+        return Reading(
+            row.message_id, row.patient_id, row.signal, row.loinc, plain["value"], plain["unit"],
+            row.effective, row.source, plain["original"],
+        )  # fmt: skip
 
     def _apply_quiet(self, twin: PatientTwin, reading: Reading) -> None:
         for scale_id in twin.apply(reading, self.scorer):
@@ -405,7 +425,7 @@ class Monitor:
         return result
 
     def _row(self, r: Reading, received: datetime) -> dict[str, Any]:
-        return {
+        plain = {
             "message_id": r.message_id,
             "patient_id": r.patient_id,
             "signal": r.signal,
@@ -419,6 +439,7 @@ class Monitor:
             "source": r.source,
             "worker": self.worker,
         }
+        return db.observation_values(plain, self._write_keys)
 
     @staticmethod
     def _new_readings(conn: Connection, readings: Sequence[Reading]) -> list[Reading]:
@@ -452,7 +473,7 @@ class Monitor:
             if row.seq <= self._last_seq.get(row.patient_id, 0):
                 continue
             if row.worker != self.worker:
-                self._apply_quiet(self.twins[row.patient_id], _row_reading(row))
+                self._apply_quiet(self.twins[row.patient_id], self._row_reading(row))
             self._last_seq[row.patient_id] = row.seq
 
     # ------------------------------------------------------------------ alerts
@@ -499,7 +520,7 @@ class Monitor:
         if draft is None:
             if alert is not None and alert.status == "acknowledged":
                 alert.status, alert.resolved_at = "resolved", now
-                conn.execute(sa.update(table).where(table.c.id == alert.id).values(alert.row()))
+                self._update_alert(conn, alert, text=False)
                 del twin.alerts[rule]
                 return [self._event(twin, alert, "resolved", now)]
             return []
@@ -517,9 +538,7 @@ class Monitor:
             del row["id"]
             try:
                 with conn.begin_nested():
-                    inserted = conn.execute(sa.insert(table).values(row)).inserted_primary_key
-                    assert inserted is not None
-                    alert.id = int(inserted[0])
+                    alert.id = db.insert_alert(conn, row, self._write_keys)
             except IntegrityError:
                 # Another worker opened it first: continue that alert instead of a second one.
                 existing = conn.execute(
@@ -527,7 +546,7 @@ class Monitor:
                 ).first()
                 if existing is None:
                     raise
-                twin.alerts[rule] = Alert.from_row(dict(existing._mapping))
+                twin.alerts[rule] = Alert.from_row(db.read_alert(existing, self._read_keys))
                 return self._transition(conn, twin, rule, draft, now=now, message_id=message_id)
             twin.alerts[rule] = alert
             return [self._event(twin, alert, "opened", now)]
@@ -542,8 +561,14 @@ class Monitor:
             alert.status, alert.acknowledged_by, alert.acknowledged_at = "open", None, None
             alert.escalated_at = None
             kind = "worsened"
-        conn.execute(sa.update(table).where(table.c.id == alert.id).values(alert.row()))
+        # Summary and detail are (re-)encrypted only when they change.
+        self._update_alert(conn, alert, text=kind is not None)
         return [self._event(twin, alert, kind, now)] if kind else []
+
+    def _update_alert(self, conn: Connection, alert: Alert, *, text: bool) -> None:
+        """Write an alert's row; ``text=False`` leaves its stored summary and detail as they are."""
+        values = db.alert_values(alert.row(), self._write_keys, text=text)
+        conn.execute(sa.update(db.alerts).where(db.alerts.c.id == alert.id).values(values))
 
     def _event(self, twin: PatientTwin, alert: Alert, what: str, now: datetime) -> dict[str, Any]:
         twin.event(now, kind="alert", text=f"{what}: {alert.summary}", alert_id=alert.id)
@@ -561,9 +586,7 @@ class Monitor:
                 twin.alerts.pop(alert.rule, None)
                 what = "resolved"
             with self.engine.begin() as conn:
-                conn.execute(
-                    sa.update(db.alerts).where(db.alerts.c.id == alert.id).values(alert.row())
-                )
+                self._update_alert(conn, alert, text=False)
             event = self._event(twin, alert, what, now)
         self.hub.publish(event)
         return alert
@@ -739,11 +762,3 @@ def _received(
     if isinstance(received, datetime):
         return received
     return received.get(reading.message_id, now)
-
-
-def _row_reading(row: Any) -> Reading:
-    value = row.value_num if row.value_num is not None else row.value_code
-    return Reading(
-        row.message_id, row.patient_id, row.signal, row.loinc, value, row.unit, row.effective,
-        row.source, row.original,
-    )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -16,6 +18,9 @@ VERSION_TABLE = "monitor_alembic_version"
 metadata = sa.MetaData()
 
 # Every accepted reading, stored before it is acknowledged; message_id makes ingestion idempotent.
+# The value (`value_sealed`; `value_num` is NULL in encrypted rows), value code, unit and original
+# text are encrypted at rest (OBSERVATION_SEALING); patient, signal, LOINC code and times stay in
+# clear for the queries that rebuild a twin.
 observations = sa.Table(
     "monitor_observation",
     metadata,
@@ -25,15 +30,27 @@ observations = sa.Table(
     sa.Column("signal", sa.String(64), nullable=False),
     sa.Column("loinc", sa.String(32), nullable=False),
     sa.Column("value_num", sa.Float(), nullable=True),
-    sa.Column("value_code", sa.String(64), nullable=True),
-    sa.Column("unit", sa.String(32), nullable=True),
-    sa.Column("original", sa.String(128), nullable=True),
+    sa.Column("value_code", sa.Text(), nullable=True),
+    sa.Column("unit", sa.Text(), nullable=True),
+    sa.Column("original", sa.Text(), nullable=True),
     sa.Column("effective", sa.DateTime(), nullable=False),
     sa.Column("received", sa.DateTime(), nullable=False),
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("worker", sa.String(64), nullable=True),
+    sa.Column("value_sealed", sa.Text(), nullable=True),
+    sa.Column("kek_id", sa.String(64), nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary(), nullable=True),
 )
 sa.Index("ix_monitor_observation_patient", observations.c.patient_id, observations.c.seq)
+sa.Index("ix_monitor_observation_kek", observations.c.kek_id)
+# Bound to message_id, not seq: the message id is unique, never changes and is known before the
+# insert, so a reading is sealed and stored in one statement (seq exists only after the insert).
+OBSERVATION_SEALING = SealedColumns(
+    observations,
+    keys=("message_id",),
+    columns=("value_sealed", "value_code", "unit", "original"),
+    moved=(("value_sealed", "value_num"),),
+)
 
 # Messages that could not be accepted, with the reason they were refused. Reason and payload (a
 # whole HL7 message or FHIR Bundle: names, ids, values) are encrypted at rest (DEAD_LETTER_SEALING).
@@ -63,7 +80,7 @@ alerts = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("severity", sa.String(16), nullable=False),
     sa.Column("level", sa.Integer(), nullable=False),
-    sa.Column("summary", sa.String(255), nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
     sa.Column("detail", sa.Text(), nullable=False),
     sa.Column("source_label", sa.String(255), nullable=False),
     sa.Column("source_url", sa.String(512), nullable=True),
@@ -78,8 +95,14 @@ alerts = sa.Table(
     sa.Column("acknowledged_at", sa.DateTime(), nullable=True),
     sa.Column("escalated_at", sa.DateTime(), nullable=True),
     sa.Column("resolved_at", sa.DateTime(), nullable=True),
+    sa.Column("kek_id", sa.String(64), nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary(), nullable=True),
 )
 sa.Index("ix_monitor_alert_patient", alerts.c.patient_id, alerts.c.status)
+sa.Index("ix_monitor_alert_kek", alerts.c.kek_id)
+# Summary and detail quote the scores and values. `count` grows with every update that may change
+# them, so `store encrypt` never puts back an older plaintext over a newer one.
+ALERT_SEALING = SealedColumns(alerts, keys=("id",), columns=("summary", "detail"), version="count")
 
 # Where a patient is (ward, bed), from HL7 PV1-3 or the API.
 placements = sa.Table(
@@ -120,6 +143,90 @@ def read_dead_letter(row: Any, keys: KeyProvider) -> dict[str, Any]:
     """A dead-letter row as a dict, decrypted (the key columns left out)."""
     out = {k: v for k, v in row._mapping.items() if k not in ("kek_id", "wrapped_key")}
     out.update(DEAD_LETTER_SEALING.open(keys, row) if row.kek_id is not None else {})
+    return out
+
+
+SEALED_TABLES = (DEAD_LETTER_SEALING, OBSERVATION_SEALING, ALERT_SEALING)
+
+# Reads take the keyring as a function: it is loaded only when an encrypted row is met, so a
+# database of plaintext rows never makes a keyring appear.
+KeysGetter = Callable[[], KeyProvider]
+
+
+def observation_values(values: Mapping[str, Any], keys: KeyProvider | None) -> dict[str, Any]:
+    """The columns to store for one reading (``values`` in clear, with ``value_num``): the value,
+    value code, unit and original text sealed under ``keys`` (None: all in clear)."""
+    out = dict(values)
+    if keys is None:
+        out.update(value_sealed=None, kek_id=None, wrapped_key=None)
+        return out
+    value = out["value_num"]
+    plain = {
+        "value_sealed": None if value is None else json.dumps(value),
+        "value_code": out["value_code"],
+        "unit": out["unit"],
+        "original": out["original"],
+    }
+    out.update(OBSERVATION_SEALING.seal(keys, (out["message_id"],), plain))
+    out["value_num"] = None
+    return out
+
+
+def read_observation(row: Any, keys: KeysGetter) -> dict[str, Any]:
+    """The clinical columns of a reading row in clear: ``value`` (a number, else the code),
+    ``unit`` and ``original``; plaintext (legacy) rows are read as they are."""
+    if row.kek_id is None:
+        value = row.value_num if row.value_num is not None else row.value_code
+        return {"value": value, "unit": row.unit, "original": row.original}
+    plain = OBSERVATION_SEALING.open(keys(), row)
+    sealed = plain["value_sealed"]
+    return {
+        "value": float(json.loads(sealed)) if sealed is not None else plain["value_code"],
+        "unit": plain["unit"],
+        "original": plain["original"],
+    }
+
+
+def alert_values(
+    row: Mapping[str, Any], keys: KeyProvider | None, *, text: bool = True
+) -> dict[str, Any]:
+    """The columns to write for an alert (``row`` as :meth:`Alert.row` gives it, with its id):
+    summary and detail sealed under ``keys`` (None: in clear). ``text=False`` leaves summary,
+    detail and the row key as stored (for updates of status, counts and times only)."""
+    out = dict(row)
+    if not text:
+        del out["summary"], out["detail"]
+        return out
+    if keys is None:
+        out.update(kek_id=None, wrapped_key=None)
+        return out
+    plain = {"summary": out["summary"], "detail": out["detail"]}
+    out.update(ALERT_SEALING.seal(keys, (out["id"],), plain))
+    return out
+
+
+def insert_alert(conn: Connection, row: Mapping[str, Any], keys: KeyProvider | None) -> int:
+    """Insert an alert (``row`` without id) and return its id; encrypted under ``keys``."""
+    if keys is None:
+        return int(conn.execute(sa.insert(alerts).values(row).returning(alerts.c.id)).scalar_one())
+    # The ciphertexts are bound to the row id, which the database assigns on insert.
+    alert_id = int(
+        conn.execute(
+            sa.insert(alerts).values({**row, "summary": "", "detail": ""}).returning(alerts.c.id)
+        ).scalar_one()
+    )
+    sealed = ALERT_SEALING.seal(
+        keys, (alert_id,), {"summary": row["summary"], "detail": row["detail"]}
+    )
+    conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(**sealed))
+    return alert_id
+
+
+def read_alert(row: Any, keys: KeysGetter) -> dict[str, Any]:
+    """An alert row as a dict with summary and detail in clear (the key columns left out)."""
+    out = {k: v for k, v in row._mapping.items() if k not in ("kek_id", "wrapped_key")}
+    if row.kek_id is not None:
+        out.update(ALERT_SEALING.open(keys(), row))
     return out
 
 

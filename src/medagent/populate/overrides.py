@@ -5,13 +5,14 @@ from __future__ import annotations
 import weakref
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from medagent.populate.errors import PopulateError
 from medagent.populate.model import Override
+from medagent.secure.at_rest import SealedColumns
 
 if TYPE_CHECKING:
     from medagent.record.store import RecordStore
@@ -30,6 +31,8 @@ overrides_table = sa.Table(
     sa.Column("value", sa.Text(), nullable=False),  # as entered, e.g. "true", "1.4 mg/dL"
     sa.Column("entered_by", sa.String(255), nullable=False),
     sa.Column("entered_at", sa.DateTime(), nullable=False),  # naive UTC
+    sa.Column("kek_id", sa.String(64), nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary(), nullable=True),
 )
 sa.Index(
     "ix_populate_override_lookup",
@@ -37,6 +40,11 @@ sa.Index(
     overrides_table.c.scale_id,
     overrides_table.c.input_id,
 )
+sa.Index("ix_populate_override_kek", overrides_table.c.kek_id)
+# The value a clinician entered is encrypted at rest; patient, scale, input, user and time stay
+# in clear (the look-ups filter on them).
+OVERRIDE_SEALING = SealedColumns(overrides_table, keys=("id",), columns=("value",))
+SEALED_TABLES = (OVERRIDE_SEALING,)
 
 # Engines whose override table is known to be current (weak: a new engine is checked again).
 _MIGRATED: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -91,17 +99,26 @@ def save_override(
         raise PopulateError(str(error)) from error
     entered_at = _naive_utc(at or datetime.now(UTC))
     migrate(store.engine)
+    keys = store.keys if store.encrypt else None
     with store.engine.begin() as conn:
-        conn.execute(
-            overrides_table.insert().values(
+        row_id = conn.execute(
+            overrides_table.insert()
+            .values(
                 patient_id=patient_id,
                 scale_id=scale_id,
                 input_id=input_id,
-                value=value,
+                value=value if keys is None else "",
                 entered_by=user,
                 entered_at=entered_at,
             )
-        )
+            .returning(overrides_table.c.id)
+        ).scalar_one()
+        if keys is not None:
+            # The ciphertext is bound to the row id, which the database assigns on insert.
+            sealed = OVERRIDE_SEALING.seal(keys, (row_id,), {"value": value})
+            conn.execute(
+                sa.update(overrides_table).where(overrides_table.c.id == row_id).values(**sealed)
+            )
     return Override(input_id, value, user, entered_at, scale_id=scale_id, patient_id=patient_id)
 
 
@@ -121,6 +138,13 @@ def stored_overrides(
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).all()
     return [
-        Override(r.input_id, r.value, r.entered_by, r.entered_at, r.scale_id, r.patient_id)
+        Override(r.input_id, _value(store, r), r.entered_by, r.entered_at, r.scale_id, r.patient_id)
         for r in rows
     ]
+
+
+def _value(store: RecordStore, row: Any) -> str:
+    """The value of an override row in clear (the keyring is loaded only for encrypted rows)."""
+    if row.kek_id is None:
+        return str(row.value)
+    return str(OVERRIDE_SEALING.open(store.keys, row)["value"])
