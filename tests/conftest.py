@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL server on 127.0.0.1 for the session (one per xdist worker);
+    skipped when the Debian package is missing, but a failure under CI=true."""
+    from medagent.record.pgtemp import PostgresUnavailableError, TempPostgres
+
+    try:
+        server = TempPostgres().start()
+    except PostgresUnavailableError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,9 +5,7 @@ encrypted rows, legacy plaintext rows, `store encrypt`, rotation and moved ciphe
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typer.testing import CliRunner
 from medagent.cli import app
 from medagent.monitor import db
 from medagent.monitor.core import Monitor
-from medagent.record.pgtemp import PostgresUnavailableError, TempPostgres
+from medagent.record.pgtemp import TempPostgres
 from medagent.record.store import RecordStore
 from medagent.secure.at_rest import ENV_VAR, TOKEN_PREFIX, LocalKeyProvider
 from medagent.secure.errors import AtRestError
@@ -28,26 +26,12 @@ from medagent.secure.errors import AtRestError
 PATIENTS = ("p1", "p2")
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[TempPostgres]:
-    try:
-        server = TempPostgres().start()
-    except PostgresUnavailableError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database, once a SQLite file and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'monitor.db'}"
-    server: TempPostgres = request.getfixturevalue("postgres")
+    server: TempPostgres = request.getfixturevalue("postgres_server")
     return server.create_database(f"m_{uuid.uuid4().hex[:12]}")
 
 

@@ -4,30 +4,19 @@ server (skipped without the binaries, a failure under CI=true)."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from monitor_helpers import T0, Clock, vitals
 
 from medagent.monitor.core import Monitor
-from medagent.record.pgtemp import PostgresUnavailableError, TempPostgres
+from medagent.record.pgtemp import TempPostgres
 from medagent.record.store import RecordStore
 
 
 @pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        server = TempPostgres().start()
-    except PostgresUnavailableError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server.create_database("monitor_test")
-    finally:
-        server.stop()
+def pg_url(postgres_server: TempPostgres) -> str:
+    return postgres_server.create_database("monitor_test")
 
 
 def test_monitor_on_postgresql(pg_url: str) -> None:

@@ -5,9 +5,7 @@ legacy plaintext rows, `store encrypt` / `store rewrap`, and moved ciphertexts r
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from typer.testing import CliRunner
 from medagent.cli import app
 from medagent.populate import save_override, stored_overrides
 from medagent.populate.overrides import OVERRIDE_SEALING, overrides_table
-from medagent.record.pgtemp import PostgresUnavailableError, TempPostgres
+from medagent.record.pgtemp import TempPostgres
 from medagent.record.store import RecordStore
 from medagent.secure.at_rest import ENV_VAR, TOKEN_PREFIX, LocalKeyProvider
 from medagent.secure.errors import AtRestError
@@ -33,26 +31,12 @@ ENTRIES = [
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[TempPostgres]:
-    try:
-        server = TempPostgres().start()
-    except PostgresUnavailableError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database, once a SQLite file and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'record.db'}"
-    server: TempPostgres = request.getfixturevalue("postgres")
+    server: TempPostgres = request.getfixturevalue("postgres_server")
     return server.create_database(f"o_{uuid.uuid4().hex[:12]}")
 
 

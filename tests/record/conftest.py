@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from medagent.record import RecordStore
-from medagent.record.pgtemp import PostgresUnavailableError, TempPostgres
+from medagent.record.pgtemp import TempPostgres
 from medagent.secure.at_rest import ENV_FILE_VAR, ENV_VAR, LocalKeyProvider
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
@@ -35,21 +34,6 @@ def _test_keyring(
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker of the one long test (all 40 Synthea patients)."""
     config.addinivalue_line("markers", "synthea40: imports all 40 Synthea patients (slow, ~30 s)")
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[TempPostgres]:
-    """A PostgreSQL server for the session; skipped when unavailable, but a failure under CI."""
-    try:
-        server = TempPostgres().start()
-    except PostgresUnavailableError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
