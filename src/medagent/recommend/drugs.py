@@ -61,13 +61,18 @@ def drug_names() -> dict[str, str]:
     return parse_drugs(text, source="medagent/recommend/drugs.yaml")
 
 
+@cache
+def _terms() -> tuple[str, ...]:
+    return tuple(sorted(drug_names()))
+
+
 def read_medications(text: str) -> tuple[Code, ...]:
     """The drugs the text says the patient takes or receives (negated and family mentions
     left out), one code per drug, in order of first mention."""
     names = drug_names()
     out: dict[str, Code] = {}
     covered = 0  # a name inside a longer one ("肝素" in "依诺肝素") is that longer drug
-    for hit in term_index(tuple(sorted(names))).find(text):
+    for hit in term_index(_terms()).find(text):
         if hit.end <= covered:
             continue
         covered = hit.end
