@@ -342,7 +342,7 @@ class Monitor:
                 sa.select(db.dead_letters).order_by(db.dead_letters.c.id.desc()).limit(limit)
             ).all()
         return [
-            {**db.read_dead_letter(row, self.store.keys), "received": row.received.isoformat()}
+            {**db.read_dead_letter(row, self._read_keys), "received": row.received.isoformat()}
             for row in rows
         ]
 

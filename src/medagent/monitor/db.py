@@ -115,6 +115,11 @@ placements = sa.Table(
 )
 
 
+# Reads take the keyring as a function: it is loaded only when an encrypted row is met, so a
+# database of plaintext rows never makes a keyring appear.
+KeysGetter = Callable[[], KeyProvider]
+
+
 def insert_dead_letter(
     conn: Connection,
     *,
@@ -139,18 +144,14 @@ def insert_dead_letter(
     conn.execute(sa.update(dead_letters).where(dead_letters.c.id == row_id).values(**sealed))
 
 
-def read_dead_letter(row: Any, keys: KeyProvider) -> dict[str, Any]:
+def read_dead_letter(row: Any, keys: KeysGetter) -> dict[str, Any]:
     """A dead-letter row as a dict, decrypted (the key columns left out)."""
     out = {k: v for k, v in row._mapping.items() if k not in ("kek_id", "wrapped_key")}
-    out.update(DEAD_LETTER_SEALING.open(keys, row) if row.kek_id is not None else {})
+    out.update(DEAD_LETTER_SEALING.open_row(keys, row))
     return out
 
 
 SEALED_TABLES = (DEAD_LETTER_SEALING, OBSERVATION_SEALING, ALERT_SEALING)
-
-# Reads take the keyring as a function: it is loaded only when an encrypted row is met, so a
-# database of plaintext rows never makes a keyring appear.
-KeysGetter = Callable[[], KeyProvider]
 
 
 def observation_values(values: Mapping[str, Any], keys: KeyProvider | None) -> dict[str, Any]:
@@ -225,8 +226,7 @@ def insert_alert(conn: Connection, row: Mapping[str, Any], keys: KeyProvider | N
 def read_alert(row: Any, keys: KeysGetter) -> dict[str, Any]:
     """An alert row as a dict with summary and detail in clear (the key columns left out)."""
     out = {k: v for k, v in row._mapping.items() if k not in ("kek_id", "wrapped_key")}
-    if row.kek_id is not None:
-        out.update(ALERT_SEALING.open(keys(), row))
+    out.update(ALERT_SEALING.open_row(keys, row))
     return out
 
 

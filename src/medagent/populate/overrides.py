@@ -145,6 +145,4 @@ def stored_overrides(
 
 def _value(store: RecordStore, row: Any) -> str:
     """The value of an override row in clear (the keyring is loaded only for encrypted rows)."""
-    if row.kek_id is None:
-        return str(row.value)
-    return str(OVERRIDE_SEALING.open(store.keys, row)["value"])
+    return str(OVERRIDE_SEALING.open_row(lambda: store.keys, row)["value"])

@@ -649,6 +649,13 @@ class SealedColumns:
             for c in self.columns
         }
 
+    def open_row(self, keys: Callable[[], KeyProvider], row: Any) -> dict[str, str | None]:
+        """Like :meth:`open`, but the keyring is asked for only when the row is encrypted, so
+        reading a database of plaintext rows never loads (or creates) one."""
+        if row._mapping["kek_id"] is None:
+            return {c: row._mapping[c] for c in self.columns}
+        return self.open(keys(), row)
+
     def status(self, engine: Engine) -> dict[str | None, int]:
         """Rows per KEK id (None: plaintext rows)."""
         col = self.table.c.kek_id

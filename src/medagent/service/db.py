@@ -173,9 +173,7 @@ class AssessmentRow:
 
 def _opened(spec: SealedColumns, keys: KeyProvider | None, r: Any) -> dict[str, Any]:
     """The sealed columns of a row in clear (the keyring is loaded only for encrypted rows)."""
-    if r.kek_id is None:
-        return {c: getattr(r, c) for c in spec.columns}
-    return spec.open(keys or default_key_provider(), r)
+    return spec.open_row(lambda: keys or default_key_provider(), r)
 
 
 def _row(r: Any, keys: KeyProvider | None = None) -> AssessmentRow:
