@@ -216,3 +216,26 @@ def test_rows_written_before_the_migration_are_read_and_encrypted(url: str) -> N
     rows = _rows(monitor, db.observations)
     assert all(r.kek_id == "k1" and r.value_num is None for r in rows)
     assert _rebuilt(url, keys) == before
+
+
+# Regression: migrated engines were remembered by id(); a new engine that reused a collected
+# engine's id skipped the migration of its fresh database ("no such table: monitor_patient").
+def test_migrated_engines_are_not_remembered_by_a_reusable_id(tmp_path: Path) -> None:
+    import gc
+
+    import sqlalchemy as sa
+
+    from medagent.monitor import db
+
+    gc.collect()
+    before = len(db._MIGRATED)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    db.migrate(engine)
+    assert len(db._MIGRATED) == before + 1
+    engine.dispose()
+    del engine
+    gc.collect()
+    assert len(db._MIGRATED) == before  # the collected engine is forgotten, its id not kept
+    fresh = sa.create_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    db.migrate(fresh)
+    assert "monitor_patient" in sa.inspect(fresh).get_table_names()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import resources
@@ -230,7 +231,9 @@ def read_alert(row: Any, keys: KeysGetter) -> dict[str, Any]:
     return out
 
 
-_MIGRATED: set[int] = set()
+# Engines already migrated. A WeakSet, not ids: a new engine can get the id of one that has been
+# garbage-collected, and its fresh database was then never migrated ("no such table").
+_MIGRATED: weakref.WeakSet[Engine] = weakref.WeakSet()
 _WRITERS: dict[str, Engine] = {}
 
 
@@ -266,7 +269,7 @@ def writer_engine(engine: Engine) -> Engine:
 
 def migrate(engine: Engine) -> None:
     """Create or upgrade the monitor's tables (Alembic; version table `monitor_alembic_version`)."""
-    if id(engine) in _MIGRATED:
+    if engine in _MIGRATED:
         return
     from alembic import command
     from alembic.config import Config
@@ -277,4 +280,4 @@ def migrate(engine: Engine) -> None:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-    _MIGRATED.add(id(engine))
+    _MIGRATED.add(engine)
